@@ -1,0 +1,235 @@
+"""Matrix manifolds of the paper: O(d), the Stiefel manifold ST(n, p), Skew(d), Sym(d).
+
+Every function acts on the last two axes and broadcasts over leading (batch or
+population) axes. A matrix is *tall* when it has at least as many rows as columns
+(``WᵀW = I`` on ST(n, p)) and *wide* otherwise (``WWᵀ = I``); O(d) = ST(d, d).
+
+Two levels of API, as in geotorch: functions (`skew`, `retract`, ...) and the
+`Stiefel` manifold object, which is also a Keras constraint and marks a variable
+for the Riemannian optimizers.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+RETRACTIONS = ("expm", "cayley")
+
+
+def _t(a):
+    return tf.linalg.matrix_transpose(a)
+
+
+def skew(a):
+    """Skew-symmetric part ½(A − Aᵀ): the Lie algebra Skew(d) of O(d)."""
+    return 0.5 * (a - _t(a))
+
+
+def sym(a):
+    """Symmetric part ½(A + Aᵀ) (the Q and N of ISO-ODEtoODE, Eq. 8)."""
+    return 0.5 * (a + _t(a))
+
+
+def bracket(a, b):
+    """Lie bracket [A, B] = AB − BA."""
+    return tf.matmul(a, b) - tf.matmul(b, a)
+
+
+def is_tall(shape):
+    """Whether a matrix of `shape` has orthonormal columns (rows ≥ cols)."""
+    shape = tuple(shape)
+    if len(shape) < 2:
+        raise ValueError(
+            f"A Stiefel matrix needs at least 2 dimensions. Received: shape={shape}"
+        )
+    return shape[-2] >= shape[-1]
+
+
+def check_retraction(retraction):
+    if retraction not in RETRACTIONS:
+        raise ValueError(
+            f"Unknown retraction. Expected one of {RETRACTIONS}. "
+            f"Received: retraction={retraction!r}"
+        )
+    return retraction
+
+
+def cayley(a):
+    """Cayley map (I − A/2)⁻¹(I + A/2): Skew(d) → SO(d), exact in orthogonality."""
+    eye = tf.eye(tf.shape(a)[-1], dtype=a.dtype)
+    half = 0.5 * a
+    return tf.linalg.solve(eye - half, eye + half)
+
+
+def expm(a):
+    """Matrix exponential Skew(d) → SO(d) (`tf.linalg.expm`)."""
+    return tf.linalg.expm(a)
+
+
+def exponential_map(retraction):
+    """The map Skew(d) → SO(d) named by `retraction` ("expm" or "cayley")."""
+    return {"expm": expm, "cayley": cayley}[check_retraction(retraction)]
+
+
+def orthogonality_error(w):
+    """Measured distance from the Stiefel manifold: ‖WᵀW − I‖₂ (tall) or ‖WWᵀ − I‖₂.
+
+    The spectral norm is the largest deviation of a squared singular value from
+    1. It is computed in float64 so that the check itself adds no float32
+    round-off. Leading axes are batch axes; the result has their shape.
+    """
+    w = tf.cast(tf.convert_to_tensor(w), tf.float64)
+    gram = tf.matmul(w, w, transpose_a=True) if is_tall(w.shape) else tf.matmul(
+        w, w, transpose_b=True
+    )
+    eye = tf.eye(tf.shape(gram)[-1], dtype=tf.float64)
+    return tf.reduce_max(tf.abs(tf.linalg.eigvalsh(gram - eye)), axis=-1)
+
+
+def qr_orthonormalize(w):
+    """Closest-in-spirit point on ST(n, p): the Q factor of W with diag(R) > 0.
+
+    The sign fix makes the map well defined (and the identity on the manifold)
+    and turns QR of a Gaussian matrix into a Haar sample (Mezzadri, 2007).
+    """
+    w = tf.convert_to_tensor(w)
+    tall = is_tall(w.shape)
+    m = w if tall else _t(w)
+    q, r = tf.linalg.qr(m)
+    signs = tf.sign(tf.linalg.diag_part(r))
+    signs = tf.where(signs == 0, tf.ones_like(signs), signs)
+    q = q * signs[..., tf.newaxis, :]
+    return q if tall else _t(q)
+
+
+def project_tangent(w, g):
+    """Orthogonal projection of a Euclidean gradient G onto the tangent space at W.
+
+    Tall W: G − W sym(WᵀG); wide W: the same applied to the transposes. On O(d)
+    this is W skew(WᵀG). The result Z satisfies WᵀZ + ZᵀW = 0 (tall).
+    """
+    if not is_tall(w.shape):
+        return _t(project_tangent(_t(w), _t(g)))
+    return g - tf.matmul(w, sym(tf.matmul(w, g, transpose_a=True)))
+
+
+def skew_generator(w, g):
+    """Skew generator of the Riemannian gradient (paper Eq. 8, DESIGN: tall vs wide).
+
+    Tall W (n×p): A = G Wᵀ − W Gᵀ (n×n), and A W is the Riemannian gradient for
+    the canonical metric. Wide W (p×n): A = Gᵀ W − Wᵀ G (n×n), the same rule on
+    Wᵀ; the paper's n×n form `G Wᵀ − W Gᵀ` would only rotate a wide matrix within
+    its row space, so it could never change the subspace W projects onto.
+    """
+    if is_tall(w.shape):
+        return tf.matmul(g, w, transpose_b=True) - tf.matmul(w, g, transpose_b=True)
+    return tf.matmul(g, w, transpose_a=True) - tf.matmul(w, g, transpose_a=True)
+
+
+def retract(w, g, step_size, retraction="expm"):
+    """One Riemannian gradient-descent step on ST(n, p) (Theorem 1's update).
+
+    Tall: W ← R(−η A) W; wide: W ← W R(−η A)ᵀ, with A = `skew_generator(W, G)`
+    and R the exponential map (`expm`) or the Cayley map. Both keep W exactly
+    on the manifold up to round-off. For ascent pass −G.
+    """
+    exp = exponential_map(retraction)
+    a = skew_generator(w, g)
+    rotation = exp(-tf.cast(step_size, w.dtype) * a)
+    if is_tall(w.shape):
+        return tf.matmul(rotation, w)
+    return tf.matmul(w, rotation, transpose_b=True)
+
+
+def random_stiefel(shape, seed=None, dtype="float32"):
+    """Haar-distributed sample from ST(n, p) (tall or wide) as a numpy array."""
+    shape = tuple(int(s) for s in shape)
+    is_tall(shape)
+    rng = np.random.default_rng(seed)
+    tall = shape[-2] >= shape[-1]
+    m = rng.standard_normal(shape if tall else shape[:-2] + shape[-2:][::-1])
+    q = qr_orthonormalize(tf.constant(m, tf.float64)).numpy()
+    return (q if tall else np.swapaxes(q, -1, -2)).astype(dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_odetoode")
+class HaarStiefel(keras.initializers.Initializer):
+    """Keras initializer: Haar-random matrix on ST(n, p), or on O(d) when square.
+
+    Args:
+        seed: int or None. Same seed, same matrix.
+
+    Example:
+        >>> init = HaarStiefel(seed=0)
+        >>> w = init((16, 4))  # 16×4 with orthonormal columns
+    """
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        seed = self.seed if self.seed is not None else np.random.randint(2**31)
+        dtype = keras.backend.standardize_dtype(dtype or keras.config.floatx())
+        return tf.constant(random_stiefel(shape, seed=seed, dtype=dtype))
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+HaarOrthogonal = HaarStiefel
+
+
+@keras.saving.register_keras_serializable(package="keras_odetoode")
+class Stiefel(keras.constraints.Constraint):
+    """The Stiefel manifold ST(n, p) as an object; O(d) is the square case.
+
+    As a Keras constraint it marks a variable as living on the manifold: the
+    Riemannian optimizers update it along the tangent space by `retract`, and
+    any other Keras optimizer is followed by `qr_orthonormalize` (a projected
+    method), so the variable never leaves the manifold.
+
+    Args:
+        retraction: "expm" or "cayley", the map used by `retract`.
+    """
+
+    def __init__(self, retraction="expm"):
+        self.retraction = check_retraction(retraction)
+
+    def __call__(self, w):
+        return qr_orthonormalize(w)
+
+    def error(self, w):
+        return orthogonality_error(w)
+
+    def contains(self, w, tol=1e-5):
+        return bool(tf.reduce_all(orthogonality_error(w) < tol))
+
+    def project(self, w, g):
+        return project_tangent(w, g)
+
+    def retract(self, w, g, step_size):
+        return retract(w, g, step_size, self.retraction)
+
+    def get_config(self):
+        return {"retraction": self.retraction}
+
+
+def manifold_of(variable):
+    """The `Stiefel` manifold a Keras variable is constrained to, or None."""
+    constraint = getattr(variable, "constraint", None)
+    return constraint if isinstance(constraint, Stiefel) else None
+
+
+@keras.saving.register_keras_serializable(package="keras_odetoode")
+class Symmetric(keras.constraints.Constraint):
+    """Sym(d) as a Keras constraint: keeps a variable equal to its symmetric part.
+
+    Marks Q and N of ISO-ODEtoODE; the ES update projects their gradient with
+    ½(G + Gᵀ) (Eq. 8), and any Keras optimizer is followed by `sym`.
+    """
+
+    def __call__(self, w):
+        return sym(w)
+
+    def get_config(self):
+        return {}
