@@ -102,6 +102,20 @@ def qr_orthonormalize(w):
     return q if tall else _t(q)
 
 
+def polar_correction(w):
+    """One Newton–Schulz step towards the polar factor: W (3I − WᵀW) / 2 (tall).
+
+    Maps a W with ‖WᵀW − I‖ = ε to one with error ≈ ¾ε², so applied now and
+    then it cancels the float32 round-off that a long product of rotations
+    accumulates (~3e-7 per step), while moving W by only O(ε).
+    """
+    if not is_tall(w.shape):
+        return _t(polar_correction(_t(w)))
+    gram = tf.matmul(w, w, transpose_a=True)
+    eye = tf.eye(tf.shape(gram)[-1], dtype=w.dtype)
+    return tf.matmul(w, 1.5 * eye - 0.5 * gram)
+
+
 def project_tangent(w, g):
     """Orthogonal projection of a Euclidean gradient G onto the tangent space at W.
 
@@ -131,14 +145,15 @@ def retract(w, g, step_size, retraction="expm"):
 
     Tall: W ← R(−η A) W; wide: W ← W R(−η A)ᵀ, with A = `skew_generator(W, G)`
     and R the exponential map (`expm`) or the Cayley map. Both keep W exactly
-    on the manifold up to round-off. For ascent pass −G.
+    on the manifold; one `polar_correction` then removes the float32 round-off,
+    so thousands of updates stay within 1e-5 of it. For ascent pass −G.
     """
     exp = exponential_map(retraction)
     a = skew_generator(w, g)
     rotation = exp(-tf.cast(step_size, w.dtype) * a)
     if is_tall(w.shape):
-        return tf.matmul(rotation, w)
-    return tf.matmul(w, rotation, transpose_b=True)
+        return polar_correction(tf.matmul(rotation, w))
+    return polar_correction(tf.matmul(w, rotation, transpose_b=True))
 
 
 def random_stiefel(shape, seed=None, dtype="float32"):

@@ -1,0 +1,244 @@
+"""Batched ES rollouts: a whole population of perturbed policies, one TF call per step.
+
+`PopulationPolicy` wraps a Keras policy whose layers follow the package
+contract (`layer.param_dict()`, `layer.forward(params, x)` with an optional
+leading population axis P). Per rollout it computes the parameter flows of
+every member once (`layer.solver_weights(params)`: W₀ … W_N of all P members in
+one batched call), then per environment step runs only the main flow, for
+all members in one `tf.function` call.
+
+`RolloutWorker` owns the environments (kept alive between iterations) and runs
+one episode per member: environments are stepped in a loop over the members
+still running, finished members stop accumulating reward, actions are clipped
+to the action space, and a NaN/inf reward, observation or action ends the
+member's episode and flags it (the ES update then ranks it worst).
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_odetoode.es import normalization
+from keras_odetoode.es import strategy as strategy_lib
+
+SEPARATOR = "/"
+
+
+def episode_seeds(seed, iteration, keys):
+    """Environment seeds, a pure function of (seed, iteration, key) for each key.
+
+    Members of an antithetic pair share a key (common random numbers: both
+    sides of the finite difference see the same initial state).
+    """
+    return np.array(
+        [np.random.SeedSequence([int(seed), 1, int(iteration), int(k)]).generate_state(1)[0] for k in keys],
+        dtype=np.int64,
+    )
+
+
+class PopulationPolicy:
+    """Evaluates P parameter sets of one Keras policy in one call.
+
+    Args:
+        model: a built Keras model whose layers (in order) are package layers
+            with `param_dict`/`forward`, or layers without weights (activations).
+
+    Parameters are named "<layer name>/<param name>".
+    """
+
+    def __init__(self, model):
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"policy must be a keras.Model. Received: {type(model).__name__}")
+        if not model.built:
+            raise ValueError(f"policy {model.name!r} must be built (give it a keras.Input).")
+        self.model = model
+        self.layers = []
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            if hasattr(layer, "param_dict") and hasattr(layer, "forward"):
+                self.layers.append(layer)
+            elif not layer.weights:
+                self.layers.append(layer)
+            else:
+                raise ValueError(
+                    f"ES evaluates a population in one call through `layer.forward(params, x)`; layer "
+                    f"{layer.name!r} ({type(layer).__name__}) has weights but no param_dict/forward. "
+                    "Use the keras_odetoode.layers layers (e.g. StiefelDense instead of Dense)."
+                )
+        self._variables = {}
+        for layer in self.layers:
+            if hasattr(layer, "param_dict"):
+                for key, variable in layer.param_dict().items():
+                    self._variables[f"{layer.name}{SEPARATOR}{key}"] = variable
+        self.specs = strategy_lib.specs_from_variables(self._variables)
+        self.input_dim = int(model.inputs[0].shape[-1])
+        self.output_dim = int(model.outputs[0].shape[-1])
+
+    @property
+    def num_params(self):
+        return sum(s.size for s in self.specs)
+
+    def variables(self):
+        """{name: keras.Variable} of the policy, in ES order."""
+        return dict(self._variables)
+
+    def get_params(self):
+        """The current weights as {name: float64 array}."""
+        return {name: np.asarray(v.numpy(), np.float64) for name, v in self._variables.items()}
+
+    def set_params(self, params):
+        """Assign {name: array} to the model's variables (e.g. a member, or the best centre)."""
+        for name, variable in self._variables.items():
+            variable.assign(np.asarray(params[name], variable.dtype))
+
+    def _layer_params(self, layer, params):
+        prefix = layer.name + SEPARATOR
+        return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+
+    def prepare(self, params):
+        """Per-rollout precomputation: the parameter flows W₀ … W_N of every member."""
+        prepared = {}
+        for layer in self.layers:
+            if hasattr(layer, "solver_weights"):
+                prepared[layer.name] = layer.solver_weights(self._layer_params(layer, params))
+        return prepared
+
+    def apply(self, params, prepared, x):
+        """The policy on x (P, B, d) or (B, d) with `prepare`d flows."""
+        for layer in self.layers:
+            if not hasattr(layer, "forward"):
+                x = layer(x)
+            elif layer.name in prepared:
+                x = layer.forward(self._layer_params(layer, params), x, weights=prepared[layer.name])
+            else:
+                x = layer.forward(self._layer_params(layer, params), x)
+        return x
+
+    def forward(self, params, x):
+        """The policy for explicit params (optionally with a population axis)."""
+        return self.apply(params, self.prepare(params), x)
+
+
+@dataclasses.dataclass
+class RolloutResult:
+    """Per-member outcome of one episode each (arrays with leading axis P).
+
+    `returns` is NaN for members flagged `nonfinite`. `obs_count/obs_sum/obs_sumsq`
+    are the observation statistics of the member's episode (for normalization).
+    """
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    nonfinite: np.ndarray
+    obs_count: np.ndarray
+    obs_sum: np.ndarray
+    obs_sumsq: np.ndarray
+
+    @classmethod
+    def concatenate(cls, results):
+        return cls(*(np.concatenate([getattr(r, f.name) for r in results]) for f in dataclasses.fields(cls)))
+
+    def __len__(self):
+        return len(self.returns)
+
+
+class RolloutWorker:
+    """Environments plus a compiled population policy; runs one episode per member.
+
+    Args:
+        env_fn: zero-argument callable returning a gymnasium env (see `envs.env_factory`).
+        policy_fn: zero-argument callable returning the built Keras policy.
+    """
+
+    def __init__(self, env_fn, policy_fn):
+        self.env_fn = env_fn
+        self.policy = PopulationPolicy(policy_fn())
+        self.envs = []
+        self._prepare = tf.function(self.policy.prepare, reduce_retracing=True)
+        self._act = tf.function(self._act_impl, reduce_retracing=True)
+
+    def _act_impl(self, params, prepared, obs, mean, variance):
+        x = (obs - mean) / tf.maximum(tf.sqrt(variance), normalization.EPSILON)
+        return self.policy.apply(params, prepared, x[:, tf.newaxis, :])[:, 0, :]
+
+    def _ensure_envs(self, count):
+        while len(self.envs) < count:
+            self.envs.append(self.env_fn())
+
+    def close(self):
+        for env in self.envs:
+            env.close()
+        self.envs = []
+
+    def run(self, population, seeds, obs_mean, obs_variance, max_steps):
+        """One episode for each of the P members.
+
+        Args:
+            population: {name: (P, *shape)} parameter sets (cast to float32).
+            seeds: (P,) environment reset seeds.
+            obs_mean, obs_variance: frozen normalization statistics, shape (obs_dim,).
+            max_steps: episode cap (the env's own time limit applies too).
+
+        Returns:
+            `RolloutResult`.
+        """
+        seeds = np.asarray(seeds)
+        size = len(seeds)
+        params = {name: tf.constant(np.asarray(population[name], np.float32)) for name in self.policy.variables()}
+        mean = tf.constant(np.asarray(obs_mean, np.float32))
+        variance = tf.constant(np.asarray(obs_variance, np.float32))
+        prepared = self._prepare(params)
+        self._ensure_envs(size)
+        envs = self.envs[:size]
+        space = envs[0].action_space
+        low, high = space.low.reshape(-1), space.high.reshape(-1)
+
+        dim = self.policy.input_dim
+        obs = np.zeros((size, dim))
+        returns = np.zeros(size)
+        lengths = np.zeros(size, np.int64)
+        nonfinite = np.zeros(size, bool)
+        active = np.ones(size, bool)
+        counts = np.zeros(size)
+        sums = np.zeros((size, dim))
+        sumsq = np.zeros((size, dim))
+        for i, env in enumerate(envs):
+            o, _ = env.reset(seed=int(seeds[i]))
+            o = np.asarray(o, np.float64).reshape(-1)
+            if o.shape != (dim,):
+                raise ValueError(
+                    f"The policy expects observations of size {dim}. Received: shape {o.shape} from {env.spec.id}"
+                )
+            if not np.isfinite(o).all():
+                nonfinite[i], active[i] = True, False
+            obs[i] = o
+
+        for _ in range(int(max_steps)):
+            running = np.flatnonzero(active)
+            if running.size == 0:
+                break
+            counts[running] += 1
+            sums[running] += obs[running]
+            sumsq[running] += obs[running] ** 2
+            actions = self._act(params, prepared, obs.astype(np.float32), mean, variance).numpy()
+            finite_action = np.isfinite(actions).all(axis=1)
+            actions = np.clip(actions, low, high).astype(space.dtype)
+            for i in running:
+                if not finite_action[i]:
+                    nonfinite[i], active[i] = True, False
+                    continue
+                o, r, terminated, truncated, _ = envs[i].step(actions[i].reshape(space.shape))
+                o = np.asarray(o, np.float64).reshape(-1)
+                if not (np.isfinite(r) and np.isfinite(o).all()):
+                    nonfinite[i], active[i] = True, False
+                    continue
+                returns[i] += float(r)
+                lengths[i] += 1
+                obs[i] = o
+                if terminated or truncated:
+                    active[i] = False
+        returns[nonfinite] = np.nan
+        return RolloutResult(returns, lengths, nonfinite, counts, sums, sumsq)

@@ -1,0 +1,355 @@
+"""Parameter flows: the weight trajectory W_0 … W_N of a non-autonomous neural ODE.
+
+A flow is a small Keras layer holding the parameters ψ of the second equation
+of Eq. 2 and producing the whole trajectory once per call, independently of
+the input batch (DESIGN.md: the key performance fact). `trajectory(params)`
+accepts the flow's weights with optional leading population axes, so ES can
+evaluate a whole population of perturbed flows in one call.
+
+* `IsospectralFlow` — ISO-ODEtoODE, B(W) = [WᵀQW, N]            (Sec. 3.1, Eq. 6)
+* `GatedFlow`       — gated-ODEtoODE, B(t) = Σₖ aₖ (Fₖ(t) − Fₖ(t)ᵀ) (Sec. 3.1)
+* `TrigonometricFlow` — NANODE: entries of W(t) trigonometric polynomials in t
+* `HyperFlow`       — HyperNet / ANODEV2: vec(W) follows a second neural ODE
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_odetoode import integrators, manifolds
+
+#: every this many steps of a flow on O(d), one `manifolds.polar_correction`
+#: cancels the float32 round-off of the product W_0 E_1 ⋯ E_i (the drift would
+#: otherwise pass 1e-5 after ~50 steps at d = 128).
+POLAR_CORRECTION_INTERVAL = 4
+
+
+class AbstractParameterFlow(keras.layers.Layer):
+    """Base class: `build(dim)` creates ψ, `trajectory(...)` returns (..., N+1, d, d).
+
+    Subclasses create their weights with `self._add(name, shape, ...)` so that
+    `param_dict()` lists them, and implement `trajectory`.
+    """
+
+    #: whether W_t stays on O(d) (ODEtoODE) or is unconstrained (NANODE, HyperNet)
+    orthogonal = False
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self._param_names = []
+
+    def _initializer_seed(self, offset):
+        return None if self.seed is None else self.seed + offset
+
+    def _add(self, name, shape, initializer, constraint=None):
+        weight = self.add_weight(
+            name=name, shape=shape, initializer=initializer, constraint=constraint
+        )
+        setattr(self, name, weight)
+        self._param_names.append(name)
+        return weight
+
+    def param_dict(self):
+        """The flow's weights ψ by name."""
+        return {name: getattr(self, name) for name in self._param_names}
+
+    def trajectory(self, num_steps, step_size, params=None):
+        """W(t_i) for t_i = i·h, i = 0…N, stacked on axis -3: shape (..., N+1, d, d)."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+class AbstractOrthogonalFlow(AbstractParameterFlow):
+    """A flow on O(d): W_0 ∈ O(d) learnable (Haar init), Ẇ = W B(t, W), B ∈ Skew(d).
+
+    Subclasses implement `generator(params, t, w)`; the trajectory is integrated
+    by a Lie-group method (`integrators`), so every W_i is exactly orthogonal.
+
+    Args:
+        integrator: "lie_euler" (the paper's, Eq. 6) or "rkmk4".
+        retraction: "expm" (`tf.linalg.expm`) or "cayley".
+        w0: optional (d, d) orthogonal matrix to start from instead of a Haar sample.
+        seed: seed of the initializers.
+    """
+
+    orthogonal = True
+
+    def __init__(self, integrator="lie_euler", retraction="expm", w0=None, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.integrator = integrator
+        self.retraction = manifolds.check_retraction(retraction)
+        self._integrator = integrators.get(integrator, retraction)
+        self.w0_value = None if w0 is None else check_orthogonal(w0)
+
+    def build(self, dim):
+        if self.w0_value is not None and self.w0_value.shape != (dim, dim):
+            raise ValueError(
+                f"W_0 must be ({dim}, {dim}) to match the input width {dim}. "
+                f"Received: w0 with shape {self.w0_value.shape}"
+            )
+        init = (
+            keras.initializers.Constant(self.w0_value)
+            if self.w0_value is not None
+            else manifolds.HaarStiefel(self._initializer_seed(0))
+        )
+        self._add("w0", (dim, dim), init, manifolds.Stiefel(self.retraction))
+        self.build_generator(dim)
+        self.built = True
+
+    def build_generator(self, dim):
+        """Create the weights of B(t, W)."""
+
+    def generator(self, params, t, w):
+        """B(t, W) ∈ Skew(d) for W of shape (..., d, d)."""
+        raise NotImplementedError
+
+    def trajectory(self, num_steps, step_size, params=None):
+        params = self.param_dict() if params is None else params
+        w = tf.convert_to_tensor(params["w0"], self.compute_dtype)
+        field = lambda t, w_t: self.generator(params, t, w_t)  # noqa: E731
+        trajectory = [w]
+        for i in range(num_steps):
+            w = self._integrator.step(field, i * step_size, w, step_size)
+            trajectory.append(_corrected(w, i))
+            w = trajectory[-1]
+        return tf.stack(trajectory, axis=-3)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            integrator=self.integrator,
+            retraction=self.retraction,
+            w0=None if self.w0_value is None else self.w0_value.tolist(),
+        )
+        return config
+
+
+def _corrected(w, i):
+    return manifolds.polar_correction(w) if (i + 1) % POLAR_CORRECTION_INTERVAL == 0 else w
+
+
+def check_orthogonal(w0, tol=1e-5):
+    """`w0` as a float64 array, or a ValueError saying how far it is from O(d)."""
+    w0 = np.asarray(w0, dtype=np.float64)
+    if w0.ndim != 2 or w0.shape[0] != w0.shape[1]:
+        raise ValueError(f"W_0 must be a square matrix. Received: w0 with shape {w0.shape}")
+    error = float(manifolds.orthogonality_error(w0))
+    if not error < tol:
+        raise ValueError(
+            f"W_0 must be orthogonal (W_0ᵀW_0 = I): measured ‖W_0ᵀW_0 − I‖₂ = {error:.3g}, "
+            f"allowed < {tol:g}. Use keras_odetoode.manifolds.qr_orthonormalize to project it."
+        )
+    return w0
+
+
+def _symmetric_normal(stddev, seed):
+    normal = keras.initializers.RandomNormal(stddev=stddev, seed=seed)
+    return lambda shape, dtype=None: manifolds.sym(normal(shape, dtype)) * math.sqrt(2.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_odetoode")
+class IsospectralFlow(AbstractOrthogonalFlow):
+    """ISO-ODEtoODE: B(t, W) = [WᵀQW, N] with Q, N ∈ Sym(d) learnable (Eq. 6).
+
+    Double-bracket (isospectral) flow: H_t = W_tᵀ Q W_t keeps the spectrum of Q.
+    Q and N are stored symmetric (the `Symmetric` constraint keeps them so under
+    any optimizer) and used through their symmetric part.
+    """
+
+    def build_generator(self, dim):
+        stddev = 1.0 / math.sqrt(dim)
+        self._add("q_matrix", (dim, dim), _symmetric_normal(stddev, self._initializer_seed(1)), manifolds.Symmetric())
+        self._add("n_matrix", (dim, dim), _symmetric_normal(stddev, self._initializer_seed(2)), manifolds.Symmetric())
+
+    @property
+    def q(self):
+        """Q ∈ Sym(d)."""
+        return manifolds.sym(self.q_matrix)
+
+    @property
+    def n(self):
+        """N ∈ Sym(d)."""
+        return manifolds.sym(self.n_matrix)
+
+    def generator(self, params, t, w):
+        q = manifolds.sym(tf.cast(params["q_matrix"], w.dtype))
+        n = manifolds.sym(tf.cast(params["n_matrix"], w.dtype))
+        a = tf.matmul(w, tf.matmul(q, w), transpose_a=True)
+        an = tf.matmul(a, n)
+        return an - tf.linalg.matrix_transpose(an)  # [A, N] = AN − NA, and NA = (AN)ᵀ
+
+
+def time_features(t, horizon):
+    """φ(t) = (1, t/T, sin 2πt/T, cos 2πt/T): inputs of the gate networks Fₖ."""
+    s = 2.0 * math.pi * t / horizon
+    return np.stack([np.ones_like(t), t / horizon, np.sin(s), np.cos(s)], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="keras_odetoode")
+class GatedFlow(AbstractOrthogonalFlow):
+    """Gated-ODEtoODE: B(t) = Σₖ aₖ (Fₖ(t) − Fₖ(t)ᵀ), k = 1…K (Sec. 3.1).
+
+    Fₖ(t) = reshape(φ(t) Θₖ) is a linear network of the time features φ (see
+    `time_features`) into d×d matrices; a ∈ ℝᴷ are the learnable gates. B does
+    not depend on W, so with Lie–Euler all N exponentials are taken in one
+    batched `expm` and only the products W_{i−1} Eᵢ stay sequential.
+
+    Args:
+        num_gates: K ≥ 1 ("ODEtoODE-K" in Tables 1–2).
+        horizon: T, the time scale of φ.
+    """
+
+    def __init__(self, num_gates=1, horizon=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(num_gates, int) or num_gates < 1:
+            raise ValueError(f"num_gates must be an integer ≥ 1. Received: num_gates={num_gates!r}")
+        self.num_gates = num_gates
+        self.horizon = float(horizon)
+
+    def build_generator(self, dim):
+        k, features = self.num_gates, 4
+        self._add("gates", (k,), keras.initializers.Constant(1.0 / k))
+        stddev = 1.0 / math.sqrt(features * dim)
+        self._add(
+            "gate_kernels",
+            (k, features, dim, dim),
+            keras.initializers.RandomNormal(stddev=stddev, seed=self._initializer_seed(1)),
+        )
+
+    def generators(self, params, times):
+        """B(t) for every t in `times` at once: (..., len(times), d, d)."""
+        dtype = self.compute_dtype
+        phi = tf.constant(time_features(np.asarray(times, np.float64), self.horizon), dtype)
+        a = tf.cast(params["gates"], dtype)
+        theta = tf.cast(params["gate_kernels"], dtype)
+        f = tf.einsum("...k,...kfij,nf->...nij", a, theta, phi)
+        return f - tf.linalg.matrix_transpose(f)
+
+    def generator(self, params, t, w):
+        return self.generators(params, [t])[..., 0, :, :]
+
+    def trajectory(self, num_steps, step_size, params=None):
+        if not isinstance(self._integrator, integrators.LieEuler):
+            return super().trajectory(num_steps, step_size, params)
+        params = self.param_dict() if params is None else params
+        steps = self._integrator.exp(step_size * self.generators(params, np.arange(num_steps) * step_size))
+        w = tf.convert_to_tensor(params["w0"], self.compute_dtype)
+        trajectory = [w]
+        for i in range(num_steps):
+            w = _corrected(tf.matmul(w, steps[..., i, :, :]), i)
+            trajectory.append(w)
+        return tf.stack(trajectory, axis=-3)
+
+    def get_config(self):
+        return {**super().get_config(), "num_gates": self.num_gates, "horizon": self.horizon}
+
+
+@keras.saving.register_keras_serializable(package="keras_odetoode")
+class TrigonometricFlow(AbstractParameterFlow):
+    """NANODE (Davis et al. 2020): W(t) = A₀ + Σⱼ Aⱼ cos(2πjt/T) + Bⱼ sin(2πjt/T), j ≤ k.
+
+    Args:
+        degree: k ≥ 0, the degree of the trigonometric polynomials.
+        horizon: T.
+    """
+
+    def __init__(self, degree=1, horizon=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(degree, int) or degree < 0:
+            raise ValueError(f"degree must be an integer ≥ 0. Received: degree={degree!r}")
+        self.degree = degree
+        self.horizon = float(horizon)
+
+    def build(self, dim):
+        terms = 2 * self.degree + 1
+        stddev = 1.0 / math.sqrt(dim * terms)
+        self._add(
+            "coefficients",
+            (terms, dim, dim),
+            keras.initializers.RandomNormal(stddev=stddev, seed=self._initializer_seed(0)),
+        )
+        self.built = True
+
+    def basis(self, times):
+        """(len(times), 2k+1): 1, cos(2πjt/T), sin(2πjt/T) for j = 1…k."""
+        times = np.asarray(times, np.float64)[:, None]
+        j = np.arange(1, self.degree + 1)[None, :] * 2.0 * math.pi / self.horizon
+        return np.concatenate([np.ones_like(times), np.cos(j * times), np.sin(j * times)], axis=1)
+
+    def trajectory(self, num_steps, step_size, params=None):
+        params = self.param_dict() if params is None else params
+        basis = tf.constant(self.basis(np.arange(num_steps + 1) * step_size), self.compute_dtype)
+        coefficients = tf.cast(params["coefficients"], self.compute_dtype)
+        return tf.einsum("nj,...jab->...nab", basis, coefficients)
+
+    def get_config(self):
+        return {**super().get_config(), "degree": self.degree, "horizon": self.horizon}
+
+
+@keras.saving.register_keras_serializable(package="keras_odetoode")
+class HyperFlow(AbstractParameterFlow):
+    """HyperNet (ANODEV2, Zhang et al. 2019): d vec(W)/dt = Σₖ aₖ gₖ(vec W).
+
+    Each gₖ is an MLP with two hidden layers of `hidden_units` (tanh), from d²
+    to d². The coupled ODE is integrated by Euler with the main flow's step;
+    W_t is unconstrained (not on O(d)), as in the paper.
+
+    Args:
+        num_gates: K ≥ 1.
+        hidden_units: width of the two hidden layers (16 in the paper).
+    """
+
+    def __init__(self, num_gates=1, hidden_units=16, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(num_gates, int) or num_gates < 1:
+            raise ValueError(f"num_gates must be an integer ≥ 1. Received: num_gates={num_gates!r}")
+        if not isinstance(hidden_units, int) or hidden_units < 1:
+            raise ValueError(
+                f"hidden_units must be an integer ≥ 1. Received: hidden_units={hidden_units!r}"
+            )
+        self.num_gates = num_gates
+        self.hidden_units = hidden_units
+
+    def build(self, dim):
+        k, s, dd = self.num_gates, self.hidden_units, dim * dim
+        seed = self._initializer_seed
+        normal = lambda std, i: keras.initializers.RandomNormal(stddev=std, seed=seed(i))  # noqa: E731
+        self._add("w0", (dim, dim), manifolds.HaarStiefel(seed(0)))
+        self._add("gates", (k,), keras.initializers.Constant(1.0 / k))
+        self._add("kernel_1", (k, dd, s), normal(1.0 / math.sqrt(dd), 1))
+        self._add("bias_1", (k, s), "zeros")
+        self._add("kernel_2", (k, s, s), normal(1.0 / math.sqrt(s), 2))
+        self._add("bias_2", (k, s), "zeros")
+        self._add("kernel_3", (k, s, dd), normal(1.0 / math.sqrt(s * dim), 3))
+        self._add("bias_3", (k, dd), "zeros")
+        self.built = True
+
+    def velocity(self, params, vec_w):
+        """Σₖ aₖ gₖ(vec W) for vec_w of shape (..., d²)."""
+        p = {name: tf.cast(value, self.compute_dtype) for name, value in params.items()}
+        h = tf.tanh(tf.einsum("...i,...kis->...ks", vec_w, p["kernel_1"]) + p["bias_1"])
+        h = tf.tanh(tf.einsum("...ks,...kst->...kt", h, p["kernel_2"]) + p["bias_2"])
+        g = tf.einsum("...ks,...ksi->...ki", h, p["kernel_3"]) + p["bias_3"]
+        return tf.einsum("...k,...ki->...i", p["gates"], g)
+
+    def trajectory(self, num_steps, step_size, params=None):
+        params = self.param_dict() if params is None else params
+        w0 = tf.convert_to_tensor(params["w0"], self.compute_dtype)
+        dim = w0.shape[-1]
+        v = tf.reshape(w0, tf.concat([tf.shape(w0)[:-2], [dim * dim]], 0))
+        trajectory = [v]
+        for _ in range(num_steps):
+            v = v + step_size * self.velocity(params, v)
+            trajectory.append(v)
+        return tf.reshape(tf.stack(trajectory, axis=-2), tf.concat([tf.shape(w0)[:-2], [num_steps + 1, dim, dim]], 0))
+
+    def get_config(self):
+        return {**super().get_config(), "num_gates": self.num_gates, "hidden_units": self.hidden_units}
+
+
+ORTHOGONAL_FLOWS = {"isospectral": IsospectralFlow, "gated": GatedFlow}
