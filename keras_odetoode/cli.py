@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ()
+COMMAND_MODULES = ("keras_odetoode.data.cli", "keras_odetoode.es.cli")
 
 
 def build_parser():

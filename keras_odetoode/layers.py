@@ -243,7 +243,7 @@ class ODEtoODE(NonAutonomousODE):
         _check_choice("flow", flow, flows_lib.ORTHOGONAL_FLOWS)
         _check_choice("integrator", integrator, ("lie_euler", "rkmk4"))
         manifolds.check_retraction(retraction)
-        options = dict(integrator=integrator, retraction=retraction, w0=w0, seed=seed)
+        options = dict(integrator=integrator, retraction=retraction, w0=w0, seed=seed, dtype=kwargs.get("dtype"))
         if flow == "gated":
             flow_layer = flows_lib.GatedFlow(num_gates=num_gates, horizon=horizon, name="flow", **options)
         else:
@@ -281,7 +281,7 @@ class NANODE(NonAutonomousODE):
     """
 
     def __init__(self, degree=1, step_size=0.04, horizon=1.0, activation="abs", solver="euler", use_bias=True, seed=None, **kwargs):
-        flow = flows_lib.TrigonometricFlow(degree=degree, horizon=horizon, seed=seed, name="flow")
+        flow = flows_lib.TrigonometricFlow(degree=degree, horizon=horizon, seed=seed, name="flow", dtype=kwargs.get("dtype"))
         super().__init__(flow, step_size=step_size, horizon=horizon, activation=activation, solver=solver, use_bias=use_bias, **kwargs)
         self.degree = degree
         self.seed = seed
@@ -304,7 +304,9 @@ class HyperNetODE(NonAutonomousODE):
     """
 
     def __init__(self, num_gates=1, hidden_units=16, step_size=0.04, horizon=1.0, activation="abs", solver="euler", use_bias=True, seed=None, **kwargs):
-        flow = flows_lib.HyperFlow(num_gates=num_gates, hidden_units=hidden_units, seed=seed, name="flow")
+        flow = flows_lib.HyperFlow(
+            num_gates=num_gates, hidden_units=hidden_units, seed=seed, name="flow", dtype=kwargs.get("dtype")
+        )
         super().__init__(flow, step_size=step_size, horizon=horizon, activation=activation, solver=solver, use_bias=use_bias, **kwargs)
         self.num_gates = num_gates
         self.hidden_units = hidden_units

@@ -150,7 +150,8 @@ def retract(w, g, step_size, retraction="expm"):
     """
     exp = exponential_map(retraction)
     a = skew_generator(w, g)
-    rotation = exp(-tf.cast(step_size, w.dtype) * a)
+    step_size = tf.cast(tf.convert_to_tensor(step_size, dtype_hint=w.dtype), w.dtype)
+    rotation = exp(-step_size * a)
     if is_tall(w.shape):
         return polar_correction(tf.matmul(rotation, w))
     return polar_correction(tf.matmul(w, rotation, transpose_b=True))

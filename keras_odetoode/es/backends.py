@@ -1,0 +1,320 @@
+"""Where rollouts run: in-process, in local worker processes, or on Ray actors.
+
+Every backend splits the population into contiguous chunks, one per worker,
+and concatenates the results in member order. A member's episode depends only
+on its parameters and its environment seed, so the results are identical
+whatever the backend and the number of workers.
+
+Workers keep their environments and compiled policy alive between iterations.
+A worker process or Ray actor that dies mid-iteration is replaced and its chunk
+is evaluated again (same seeds, so the same result).
+"""
+
+import abc
+import multiprocessing
+import os
+import traceback
+
+import numpy as np
+
+from keras_odetoode.es.rollouts import RolloutResult, RolloutWorker
+
+BACKENDS = ("local", "ray")
+
+
+def split_population(size, parts):
+    """Contiguous (start, stop) chunks of `size` members over at most `parts` workers."""
+    parts = max(1, min(int(parts), int(size)))
+    bounds = np.linspace(0, size, parts + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _chunk(population, seeds, start, stop):
+    return {k: v[start:stop] for k, v in population.items()}, seeds[start:stop]
+
+
+def _limit_threads():
+    """One TF thread per worker: workers are as many as cores, the policy is tiny."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TF already initialised in this process: keep its threads
+        pass
+
+
+class AbstractBackend(abc.ABC):
+    """Evaluates a population: one episode per member."""
+
+    @abc.abstractmethod
+    def evaluate(self, population, seeds, obs_mean, obs_variance, max_steps):
+        """Returns a `RolloutResult` in member order (see `RolloutWorker.run`)."""
+
+    def close(self):
+        """Release workers and environments."""
+
+    @property
+    def num_workers(self):
+        return 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class InProcessBackend(AbstractBackend):
+    """All rollouts in this process (the default)."""
+
+    def __init__(self, env_fn, policy_fn, jit_compile=True):
+        self.worker = RolloutWorker(env_fn, policy_fn, jit_compile=jit_compile)
+
+    def evaluate(self, population, seeds, obs_mean, obs_variance, max_steps):
+        return self.worker.run(population, seeds, obs_mean, obs_variance, max_steps)
+
+    def close(self):
+        self.worker.close()
+
+
+def _process_main(conn, env_fn, policy_fn, jit_compile):
+    os.environ.setdefault("MUJOCO_GL", "disable")
+    _limit_threads()
+    try:
+        worker = RolloutWorker(env_fn, policy_fn, jit_compile=jit_compile)
+    except Exception:
+        conn.send(("error", traceback.format_exc()))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if message is None:
+            break
+        try:
+            conn.send(("ok", worker.run(*message)))
+        except Exception:
+            conn.send(("error", traceback.format_exc()))
+    worker.close()
+
+
+class _ProcessWorker:
+    def __init__(self, context, env_fn, policy_fn, jit_compile):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_process_main, args=(child, env_fn, policy_fn, jit_compile), daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.ready = False
+
+    def receive(self):
+        """The next message, or None if the process died."""
+        try:
+            while not self.conn.poll(0.5):
+                if not self.process.is_alive() and not self.conn.poll(0):
+                    return None
+            return self.conn.recv()
+        except (EOFError, ConnectionError, OSError):
+            return None
+
+    def wait_ready(self):
+        if not self.ready:
+            message = self.receive()
+            if message is None:
+                return False
+            if message[0] == "error":
+                raise RuntimeError(f"An ES worker process failed to start:\n{message[1]}")
+            self.ready = True
+        return True
+
+    def stop(self):
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+class ProcessBackend(AbstractBackend):
+    """`workers` local processes (spawned), each with its own environments.
+
+    Args:
+        env_fn, policy_fn: picklable zero-argument callables (module-level
+            functions or `functools.partial` of them).
+        workers: number of processes (≥ 1).
+        jit_compile: XLA for the per-step policy.
+        max_restarts: how many times a chunk is retried on a fresh process after
+            its process died.
+    """
+
+    def __init__(self, env_fn, policy_fn, workers=2, jit_compile=True, max_restarts=3):
+        if not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"workers must be an integer ≥ 1. Received: workers={workers!r}")
+        self._args = (env_fn, policy_fn, jit_compile)
+        self._context = multiprocessing.get_context("spawn")  # fork is unsafe after TF starts threads
+        self.max_restarts = int(max_restarts)
+        self.workers = [_ProcessWorker(self._context, *self._args) for _ in range(int(workers))]
+        self.restarts = 0
+
+    @property
+    def num_workers(self):
+        return len(self.workers)
+
+    def _replace(self, index):
+        dead = self.workers[index]
+        dead.process.join(timeout=1)
+        dead.conn.close()
+        self.workers[index] = _ProcessWorker(self._context, *self._args)
+        self.restarts += 1
+
+    def evaluate(self, population, seeds, obs_mean, obs_variance, max_steps):
+        chunks = split_population(len(seeds), len(self.workers))
+        results = [None] * len(chunks)
+        pending = list(range(len(chunks)))
+        for attempt in range(self.max_restarts + 1):
+            for i in pending:
+                if not self.workers[i].wait_ready():
+                    continue
+                params, chunk_seeds = _chunk(population, seeds, *chunks[i])
+                try:
+                    self.workers[i].conn.send((params, chunk_seeds, obs_mean, obs_variance, max_steps))
+                except (OSError, ValueError):
+                    pass  # died: receive() reports it below
+            failed = []
+            for i in pending:
+                message = self.workers[i].receive() if self.workers[i].ready else None
+                if message is None:
+                    failed.append(i)
+                elif message[0] == "error":
+                    raise RuntimeError(f"An ES worker process raised:\n{message[1]}")
+                else:
+                    results[i] = message[1]
+            for i in failed:
+                self._replace(i)
+            pending = failed
+            if not pending:
+                return RolloutResult.concatenate(results)
+        raise RuntimeError(
+            f"ES worker processes died {self.max_restarts + 1} times in a row while evaluating "
+            f"chunks {[chunks[i] for i in pending]}; giving up."
+        )
+
+    def close(self):
+        for worker in self.workers:
+            worker.stop()
+        self.workers = []
+
+
+class _RayWorker:
+    """Ray actor body: a `RolloutWorker` that lives as long as the actor."""
+
+    def __init__(self, env_fn, policy_fn, jit_compile):
+        os.environ.setdefault("MUJOCO_GL", "disable")
+        _limit_threads()
+        self.worker = RolloutWorker(env_fn, policy_fn, jit_compile=jit_compile)
+
+    def run(self, *args):
+        return self.worker.run(*args)
+
+    def pid(self):
+        return os.getpid()
+
+
+class RayBackend(AbstractBackend):
+    """The population split across Ray actors that keep their environments alive.
+
+    Args:
+        env_fn, policy_fn: picklable zero-argument callables.
+        workers: number of actors.
+        address: Ray cluster address ("auto", "ray://host:10001", ...); None
+            connects to a running local cluster or starts one (`ray.init()`).
+        jit_compile: XLA for the per-step policy.
+        num_cpus_per_worker: CPUs Ray reserves for each actor.
+        max_restarts: how many times a chunk is retried on a new actor after its actor died.
+        init_kwargs: extra `ray.init` arguments (e.g. num_cpus=2) when this backend starts Ray.
+    """
+
+    def __init__(
+        self,
+        env_fn,
+        policy_fn,
+        workers=2,
+        address=None,
+        jit_compile=True,
+        num_cpus_per_worker=1,
+        max_restarts=3,
+        init_kwargs=None,
+    ):
+        try:
+            import ray
+        except ImportError as error:
+            raise ImportError('The ray backend needs Ray: pip install "ray[default]"') from error
+        if not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"workers must be an integer ≥ 1. Received: workers={workers!r}")
+        self._ray = ray
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            ray.init(address=address, **(init_kwargs or {}))
+        self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker)(_RayWorker)
+        self._args = (env_fn, policy_fn, jit_compile)
+        self.max_restarts = int(max_restarts)
+        self.actors = [self._actor_cls.remote(*self._args) for _ in range(int(workers))]
+        self.restarts = 0
+
+    @property
+    def num_workers(self):
+        return len(self.actors)
+
+    def _submit(self, i, population, seeds, chunk, obs_mean, obs_variance, max_steps):
+        params, chunk_seeds = _chunk(population, seeds, *chunk)
+        return self.actors[i].run.remote(params, chunk_seeds, obs_mean, obs_variance, max_steps)
+
+    def evaluate(self, population, seeds, obs_mean, obs_variance, max_steps):
+        ray = self._ray
+        chunks = split_population(len(seeds), len(self.actors))
+        args = (population, seeds)
+        refs = {i: self._submit(i, *args, chunks[i], obs_mean, obs_variance, max_steps) for i in range(len(chunks))}
+        results = [None] * len(chunks)
+        attempts = [0] * len(chunks)
+        while refs:
+            i, ref = next(iter(refs.items()))
+            try:
+                results[i] = ray.get(ref)
+                del refs[i]
+            except ray.exceptions.RayActorError:
+                attempts[i] += 1
+                if attempts[i] > self.max_restarts:
+                    raise RuntimeError(
+                        f"The Ray actor evaluating members {chunks[i]} died {attempts[i]} times; giving up."
+                    ) from None
+                ray.kill(self.actors[i], no_restart=True)
+                self.actors[i] = self._actor_cls.remote(*self._args)
+                self.restarts += 1
+                refs[i] = self._submit(i, *args, chunks[i], obs_mean, obs_variance, max_steps)
+        return RolloutResult.concatenate(results)
+
+    def close(self):
+        for actor in self.actors:
+            self._ray.kill(actor, no_restart=True)
+        self.actors = []
+        if self._owns_ray:
+            self._ray.shutdown()
+
+
+def make_backend(name, env_fn, policy_fn, workers=0, address=None, jit_compile=True, **kwargs):
+    """"local" (in-process when workers=0, else `workers` processes) or "ray"."""
+    if name == "local":
+        if workers in (0, None):
+            return InProcessBackend(env_fn, policy_fn, jit_compile=jit_compile)
+        return ProcessBackend(env_fn, policy_fn, workers=workers, jit_compile=jit_compile, **kwargs)
+    if name == "ray":
+        return RayBackend(env_fn, policy_fn, workers=max(1, workers or 1), address=address, jit_compile=jit_compile, **kwargs)
+    raise ValueError(f"Unknown backend. Expected one of {BACKENDS}. Received: backend={name!r}")

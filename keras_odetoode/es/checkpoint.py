@@ -1,0 +1,183 @@
+"""ES checkpoints: everything needed to continue a run bit-identically.
+
+A checkpoint is one `.npz` file (numpy arrays + a JSON header, no pickle),
+`ckpt-<iteration>.npz` in the run directory. Writes are atomic: the file is
+written to a temporary name, fsync'ed, then `os.replace`d, so a crash mid-write
+never leaves a broken checkpoint under the final name. The last `keep` files
+are kept; zip CRCs detect corruption on load, and a corrupted latest checkpoint
+raises `CheckpointError` naming the previous, intact one.
+"""
+
+import dataclasses
+import io
+import json
+import os
+import re
+import tempfile
+import zipfile
+
+import numpy as np
+
+from keras_odetoode.es.normalization import ObsStats
+from keras_odetoode.es.strategy import ESState
+
+FORMAT_VERSION = 1
+_PATTERN = re.compile(r"^ckpt-(\d+)\.npz$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read, with what to do about it."""
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """One run's state after `state.iteration` ES iterations.
+
+    Attributes:
+        state: the `ESState`.
+        obs_stats: the observation normalization statistics (`ObsStats`).
+        best: {"reward", "iteration", "params", "obs_mean", "obs_variance"} of the
+            best evaluated centre so far (reward -inf and params None before any).
+        history: one dict of logged scalars per iteration.
+        config: the run's configuration (JSON-serialisable).
+    """
+
+    state: ESState
+    obs_stats: ObsStats
+    best: dict
+    history: list
+    config: dict
+
+
+def _key(prefix, name):
+    return f"{prefix}:{name}"
+
+
+def _to_arrays(checkpoint):
+    state = checkpoint.state
+    arrays = {}
+    for prefix, group in (("params", state.params), ("adam_m", state.adam_m), ("adam_v", state.adam_v)):
+        for name, value in group.items():
+            arrays[_key(prefix, name)] = np.asarray(value)
+    arrays["obs:mean"] = checkpoint.obs_stats.mean
+    arrays["obs:m2"] = checkpoint.obs_stats.m2
+    best = checkpoint.best
+    if best.get("params") is not None:
+        for name, value in best["params"].items():
+            arrays[_key("best", name)] = np.asarray(value)
+        arrays["best_obs:mean"] = np.asarray(best["obs_mean"])
+        arrays["best_obs:variance"] = np.asarray(best["obs_variance"])
+    header = {
+        "format_version": FORMAT_VERSION,
+        "iteration": state.iteration,
+        "seed": state.seed,
+        "obs_count": checkpoint.obs_stats.count,
+        "best_reward": float(best.get("reward", -np.inf)),
+        "best_iteration": best.get("iteration"),
+        "history": checkpoint.history,
+        "config": checkpoint.config,
+        "param_names": list(state.params),
+    }
+    arrays["header"] = np.array(json.dumps(header))
+    return arrays
+
+
+def _group(arrays, prefix):
+    start = prefix + ":"
+    return {k[len(start):]: arrays[k] for k in arrays if k.startswith(start)}
+
+
+def _from_arrays(arrays):
+    header = json.loads(str(arrays["header"]))
+    if header.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"Unsupported checkpoint format. Expected version {FORMAT_VERSION}. "
+            f"Received: {header.get('format_version')!r}"
+        )
+    order = header["param_names"]
+    ordered = lambda group: {name: group[name] for name in order if name in group}  # noqa: E731
+    state = ESState(
+        ordered(_group(arrays, "params")),
+        int(header["iteration"]),
+        int(header["seed"]),
+        ordered(_group(arrays, "adam_m")),
+        ordered(_group(arrays, "adam_v")),
+    )
+    obs_stats = ObsStats(float(header["obs_count"]), arrays["obs:mean"], arrays["obs:m2"])
+    best_params = ordered(_group(arrays, "best"))
+    best = {
+        "reward": float(header["best_reward"]),
+        "iteration": header["best_iteration"],
+        "params": best_params or None,
+        "obs_mean": arrays.get("best_obs:mean"),
+        "obs_variance": arrays.get("best_obs:variance"),
+    }
+    return Checkpoint(state, obs_stats, best, header["history"], header["config"])
+
+
+def checkpoint_path(directory, iteration):
+    return os.path.join(directory, f"ckpt-{int(iteration):06d}.npz")
+
+
+def list_checkpoints(directory):
+    """Checkpoint paths in `directory`, oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    found = [(int(m.group(1)), name) for name in os.listdir(directory) if (m := _PATTERN.match(name))]
+    return [os.path.join(directory, name) for _, name in sorted(found)]
+
+
+def save(directory, checkpoint, keep=3):
+    """Atomically write `checkpoint` as ckpt-<iteration>.npz and keep the last `keep`.
+
+    Returns:
+        The path written.
+    """
+    os.makedirs(directory, exist_ok=True)
+    path = checkpoint_path(directory, checkpoint.state.iteration)
+    buffer = io.BytesIO()
+    np.savez(buffer, **_to_arrays(checkpoint))
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    for old in list_checkpoints(directory)[:-keep]:
+        os.remove(old)
+    return path
+
+
+def load(path):
+    """Read a checkpoint file; `CheckpointError` if it is missing or corrupted."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"No checkpoint at {path!r}.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        return _from_arrays(arrays)
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, json.JSONDecodeError) as error:
+        previous = [p for p in list_checkpoints(os.path.dirname(path) or ".") if p != path]
+        previous = [p for p in previous if p < path]
+        hint = (
+            f" The previous checkpoint {previous[-1]!r} is kept; resume from it with "
+            f"`--resume {previous[-1]}` (or delete the corrupted file)."
+            if previous
+            else " No earlier checkpoint exists in that directory."
+        )
+        raise CheckpointError(
+            f"Checkpoint {path!r} is corrupted and cannot be loaded ({type(error).__name__}: {error}).{hint}"
+        ) from error
+
+
+def load_latest(directory):
+    """The newest checkpoint in `directory`, or None if there is none."""
+    paths = list_checkpoints(directory)
+    return load(paths[-1]) if paths else None

@@ -1,0 +1,112 @@
+"""ES policies of paper §5.1: a neural ODE (or baseline) between two Stiefel projections.
+
+Every policy is `keras.Sequential([Input(obs_dim), StiefelDense(hidden) "omega_1",
+core "core", StiefelDense(act_dim) "omega_2"])` — Eq. 5 for ODEtoODE
+(a = Ω₂ x_N, x₀ = Ω₁ s) — and differs only in the core:
+
+| name         | core                                                   |
+|--------------|--------------------------------------------------------|
+| `odetoode`   | `ODEtoODE(flow="isospectral" or "gated")`, h = 0.04, T = 1 |
+| `deepnet`    | `DeepNet(25)`                                          |
+| `deepresnet` | `DeepResNet(25)`                                       |
+| `baseode`    | `NeuralODE` (autonomous, MLP with two hidden layers)   |
+| `nanode`     | `NANODE(degree=5)`                                     |
+| `hypernet`   | `HyperNetODE` (hidden units 16)                        |
+
+Layer names are fixed so that every process building the same policy names
+its parameters the same way ("omega_1/kernel", "core/flow.w0", ...).
+"""
+
+import keras
+
+from keras_odetoode import layers
+
+POLICIES = ("odetoode", "deepnet", "deepresnet", "baseode", "nanode", "hypernet")
+
+
+def _core(name, hidden, step_size, horizon, flow, num_gates, depth, degree, seed):
+    ode = dict(step_size=step_size, horizon=horizon, seed=seed, name="core")
+    if name == "odetoode":
+        return layers.ODEtoODE(flow=flow, num_gates=num_gates, **ode)
+    if name == "deepnet":
+        return layers.DeepNet(depth, seed=seed, name="core")
+    if name == "deepresnet":
+        return layers.DeepResNet(depth, seed=seed, name="core")
+    if name == "baseode":
+        return layers.NeuralODE(hidden_units=hidden, **ode)
+    if name == "nanode":
+        return layers.NANODE(degree=degree, **ode)
+    return layers.HyperNetODE(num_gates=num_gates, hidden_units=16, **ode)
+
+
+def build_policy(
+    name,
+    obs_dim,
+    act_dim,
+    hidden=16,
+    step_size=0.04,
+    horizon=1.0,
+    flow="isospectral",
+    num_gates=1,
+    depth=25,
+    degree=5,
+    match_params=False,
+    seed=None,
+):
+    """The ES policy `name` as a built Keras model.
+
+    Args:
+        name: one of `POLICIES`.
+        obs_dim, act_dim: observation and action sizes.
+        hidden: width of the embedding (16; 64 for Humanoid in the paper).
+        step_size, horizon: h and T of the ODE cores (0.04 and 1: N = 25).
+        flow: "isospectral" (default) or "gated" for `odetoode`.
+        num_gates: gates of the gated flow / HyperNet.
+        depth: layers of `deepnet` / blocks of `deepresnet` (25).
+        degree: trigonometric degree of `nanode` (5).
+        match_params: for a baseline, use the smallest hidden width whose
+            parameter count is at least ODEtoODE's at `hidden` (§5.1.1);
+            HyperNet keeps hidden 16 as in the paper.
+        seed: initialisation seed (None: random).
+
+    Returns:
+        A `keras.Sequential`; `model.count_params()` is its parameter count.
+    """
+    if name not in POLICIES:
+        raise ValueError(f"Unknown policy. Expected one of {POLICIES}. Received: policy={name!r}")
+    for arg, value in (("obs_dim", obs_dim), ("act_dim", act_dim), ("hidden", hidden)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg} must be an integer ≥ 1. Received: {arg}={value!r}")
+    options = dict(step_size=step_size, horizon=horizon, flow=flow, num_gates=num_gates, depth=depth, degree=degree)
+    if match_params and name not in ("odetoode", "hypernet"):
+        hidden = matched_hidden(name, obs_dim, act_dim, hidden, **options)
+    seeds = (None, None, None) if seed is None else (seed, seed + 1, seed + 2)
+    return keras.Sequential(
+        [
+            keras.Input((obs_dim,), name="observation"),
+            layers.StiefelDense(hidden, seed=seeds[0], name="omega_1"),
+            _core(name, hidden, seed=seeds[1], **options),
+            layers.StiefelDense(act_dim, seed=seeds[2], name="omega_2"),
+        ],
+        name=f"{name}_policy",
+    )
+
+
+def count_params(name, obs_dim, act_dim, hidden=16, **options):
+    """Number of parameters of `build_policy(name, obs_dim, act_dim, hidden, **options)`."""
+    return build_policy(name, obs_dim, act_dim, hidden, seed=0, **options).count_params()
+
+
+def matched_hidden(name, obs_dim, act_dim, hidden=16, **options):
+    """Smallest width whose `name` policy has ≥ the parameters of ODEtoODE at `hidden`."""
+    target = count_params("odetoode", obs_dim, act_dim, hidden, **options)
+    low, high = 1, max(hidden, 1)
+    while count_params(name, obs_dim, act_dim, high, **options) < target:
+        low, high = high + 1, 2 * high
+    while low < high:  # counts grow with the width: bisect
+        mid = (low + high) // 2
+        if count_params(name, obs_dim, act_dim, mid, **options) >= target:
+            high = mid
+        else:
+            low = mid + 1
+    return high

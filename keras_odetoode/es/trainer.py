@@ -1,0 +1,349 @@
+"""The ES training loop: iterations, logging, checkpoints, resume and export.
+
+`train(config, policy_fn, backend, logdir)` runs `config.iterations` ES
+iterations. Each iteration evaluates the k perturbations plus the unperturbed
+centre (its reward is the learning curve and selects the exported policy),
+updates θ with `RiemannianES.tell`, then merges the iteration's observations
+into the normalization statistics. With a `logdir` it writes progress.csv,
+TensorBoard scalars (tb/), a checkpoint per iteration (checkpoints/), the
+learning curve (learning_curve.png) and the best policy as a SavedModel
+(policy/, with metadata.json).
+"""
+
+import csv
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+from keras_odetoode.es import checkpoint as checkpoint_lib
+from keras_odetoode.es import rollouts
+from keras_odetoode.es.normalization import ObsStats
+from keras_odetoode.es.strategy import RiemannianES
+
+logger = logging.getLogger("keras_odetoode.es")
+
+CSV_FIELDS = (
+    "iteration",
+    "reward_mean",
+    "reward_std",
+    "reward_min",
+    "reward_max",
+    "reward_centre",
+    "best_reward",
+    "num_nonfinite",
+    "gradient_norm",
+    "env_steps",
+    "total_env_steps",
+    "steps_per_second",
+    "seconds",
+)
+
+
+@dataclasses.dataclass
+class ESConfig:
+    """Hyper-parameters of an ES run (paper §5.1.1 defaults).
+
+    Attributes:
+        env_id: gymnasium id.
+        policy: policy name (see `policies.POLICIES`), recorded for export/resume.
+        policy_kwargs: keyword arguments of `policies.build_policy`.
+        iterations: ES iterations to run (in total, counting resumed ones).
+        perturbations: k (200).
+        sigma, learning_rate: σ (0.1) and lr (0.01).
+        antithetic, fitness_shaping, optimizer: see `RiemannianES`.
+        seed: the run's seed: noise, environment seeds and policy initialisation.
+        episode_length: maximum steps per episode (1000).
+        normalize_observations: running mean/std normalization of observations.
+        evaluate_centre: also roll out the unperturbed policy every iteration.
+    """
+
+    env_id: str
+    policy: str = "odetoode"
+    policy_kwargs: dict = dataclasses.field(default_factory=dict)
+    iterations: int = 100
+    perturbations: int = 200
+    sigma: float = 0.1
+    learning_rate: float = 0.01
+    antithetic: bool = True
+    fitness_shaping: str = "z_score"
+    optimizer: str = "sgd"
+    seed: int = 0
+    episode_length: int = 1000
+    normalize_observations: bool = True
+    evaluate_centre: bool = True
+
+    def strategy(self, specs):
+        return RiemannianES(
+            specs,
+            num_perturbations=self.perturbations,
+            sigma=self.sigma,
+            learning_rate=self.learning_rate,
+            antithetic=self.antithetic,
+            fitness_shaping=self.fitness_shaping,
+            optimizer=self.optimizer,
+        )
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    # Fields that must match to resume: everything that changes the trajectory.
+    RESUME_FIELDS = (
+        "env_id", "policy", "policy_kwargs", "perturbations", "sigma", "learning_rate", "antithetic",
+        "fitness_shaping", "optimizer", "seed", "episode_length", "normalize_observations", "evaluate_centre",
+    )
+
+
+def es_iteration(strategy, state, obs_stats, backend, config):
+    """One ES iteration; pure given the backend (same inputs → same outputs).
+
+    Returns:
+        (new state, new obs stats, RolloutResult of the k (+1 centre) members, tell info).
+    """
+    k = strategy.num_perturbations
+    population, noise = strategy.ask(state)
+    keys = np.arange(k) // 2 if strategy.antithetic else np.arange(k)
+    if config.evaluate_centre:
+        population = {n: np.concatenate([v, state.params[n][None]]) for n, v in population.items()}
+        keys = np.append(keys, k)
+    seeds = rollouts.episode_seeds(state.seed, state.iteration, keys)
+    if config.normalize_observations:
+        mean, variance = obs_stats.normalizer()
+    else:
+        mean, variance = np.zeros_like(obs_stats.mean, np.float32), np.ones_like(obs_stats.mean, np.float32)
+    result = backend.evaluate(population, seeds, mean, variance, config.episode_length)
+    new_state, info = strategy.tell(state, noise, result.returns[:k])
+    if config.normalize_observations:
+        obs_stats = obs_stats.merge_members(result.obs_count, result.obs_sum, result.obs_sumsq)
+    return new_state, obs_stats, result, info
+
+
+def _scalar_metadata():
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "scalars"
+    return metadata.SerializeToString()
+
+
+_SCALAR_METADATA = None
+
+
+class RunLogger:
+    """progress.csv, TensorBoard scalars and a tqdm progress bar for one run."""
+
+    def __init__(self, logdir, total, initial, history, progress=True):
+        self.logdir = logdir
+        self.bar = None
+        self.writer = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc="ES", unit="it", dynamic_ncols=True)
+        if logdir is not None:
+            import tensorflow as tf
+
+            os.makedirs(logdir, exist_ok=True)
+            self.csv_path = os.path.join(logdir, "progress.csv")
+            with open(self.csv_path, "w", newline="") as f:  # rewritten from history: consistent on resume
+                writer = csv.DictWriter(f, CSV_FIELDS)
+                writer.writeheader()
+                writer.writerows(history)
+            self.writer = tf.summary.create_file_writer(os.path.join(logdir, "tb"))
+            global _SCALAR_METADATA
+            _SCALAR_METADATA = _SCALAR_METADATA or _scalar_metadata()
+
+    def log(self, row):
+        if self.logdir is not None:
+            import tensorflow as tf
+
+            with open(self.csv_path, "a", newline="") as f:
+                csv.DictWriter(f, CSV_FIELDS).writerow(row)
+            with self.writer.as_default(step=row["iteration"]):
+                for name in CSV_FIELDS[1:]:
+                    if row[name] is not None and np.isfinite(row[name]):
+                        # What tf.summary.scalar writes, without requiring the tensorboard package.
+                        tf.summary.write(name, tf.constant(row[name], tf.float32), metadata=_SCALAR_METADATA)
+            self.writer.flush()
+        if self.bar is not None:
+            self.bar.set_postfix(
+                mean=f"{row['reward_mean']:.2f}", max=f"{row['reward_max']:.2f}",
+                steps_s=f"{row['steps_per_second']:.0f}", refresh=False,
+            )
+            self.bar.update(1)
+
+    def write(self, message):
+        if self.bar is not None:
+            self.bar.write(message)
+        else:
+            print(message, file=sys.stderr)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _finite_stats(returns):
+    finite = returns[np.isfinite(returns)]
+    if finite.size == 0:
+        return (float("nan"),) * 4
+    return float(finite.mean()), float(finite.std()), float(finite.min()), float(finite.max())
+
+
+def plot_learning_curve(history, path, title=""):
+    """Mean/max perturbation reward and centre reward per iteration, as a PNG (Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    it = [row["iteration"] for row in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    mean = np.array([row["reward_mean"] for row in history], float)
+    std = np.array([row["reward_std"] for row in history], float)
+    ax.plot(it, mean, label="perturbations: mean")
+    ax.fill_between(it, mean - std, mean + std, alpha=0.2)
+    ax.plot(it, [row["reward_max"] for row in history], label="perturbations: max", lw=0.8)
+    ax.plot(it, [row["reward_centre"] for row in history], label="centre policy", lw=1.5)
+    ax.set_xlabel("ES iteration")
+    ax.set_ylabel("episode return")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _check_resume(saved, config):
+    mismatched = {
+        f: (saved.get(f), getattr(config, f)) for f in ESConfig.RESUME_FIELDS if saved.get(f) != getattr(config, f)
+    }
+    if mismatched:
+        raise ValueError(
+            "Cannot resume: the checkpoint was written with a different configuration. "
+            f"Mismatched (checkpoint, requested): {mismatched}"
+        )
+
+
+def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, keep_checkpoints=3):
+    """Run ES until `config.iterations` iterations are done.
+
+    Args:
+        config: `ESConfig`.
+        policy_fn: zero-argument callable building the Keras policy (the same
+            one the backend's workers use).
+        backend: an `AbstractBackend`.
+        logdir: run directory (logs, checkpoints) or None for none.
+        resume: None, "latest" (newest checkpoint in logdir/checkpoints) or a checkpoint path.
+        progress: show a tqdm progress bar.
+        keep_checkpoints: how many checkpoint files to keep.
+
+    Returns:
+        The final `checkpoint.Checkpoint` (state, statistics, best policy, history).
+
+    On KeyboardInterrupt the last completed iteration is checkpointed before re-raising.
+    """
+    policy = rollouts.PopulationPolicy(policy_fn())
+    strategy = config.strategy(policy.specs)
+    ckpt_dir = None if logdir is None else os.path.join(logdir, "checkpoints")
+    ckpt = None
+    if resume is not None:
+        if ckpt_dir is None and resume == "latest":
+            raise ValueError("resume='latest' needs a logdir to find checkpoints in.")
+        ckpt = checkpoint_lib.load_latest(ckpt_dir) if resume == "latest" else checkpoint_lib.load(resume)
+        if ckpt is None:
+            raise checkpoint_lib.CheckpointError(f"--resume: no checkpoint found in {ckpt_dir!r}.")
+        _check_resume(ckpt.config, config)
+    if ckpt is None:
+        state = strategy.init(policy.get_params(), seed=config.seed)
+        ckpt = checkpoint_lib.Checkpoint(
+            state,
+            ObsStats.empty(policy.input_dim),
+            {"reward": -np.inf, "iteration": None, "params": None, "obs_mean": None, "obs_variance": None},
+            [],
+            config.to_dict(),
+        )
+    log = RunLogger(logdir, config.iterations, ckpt.state.iteration, ckpt.history, progress)
+    total_steps = int(ckpt.history[-1]["total_env_steps"]) if ckpt.history else 0
+    try:
+        while ckpt.state.iteration < config.iterations:
+            start = time.perf_counter()
+            state, obs_stats = ckpt.state, ckpt.obs_stats
+            mean, variance = obs_stats.normalizer()
+            new_state, new_stats, result, info = es_iteration(strategy, state, obs_stats, backend, config)
+            seconds = time.perf_counter() - start
+            k = strategy.num_perturbations
+            steps = int(result.lengths.sum())
+            total_steps += steps
+            r_mean, r_std, r_min, r_max = _finite_stats(result.returns[:k])
+            centre = float(result.returns[k]) if config.evaluate_centre else r_mean
+            best = ckpt.best
+            if np.isfinite(centre) and centre > best["reward"]:
+                if not config.normalize_observations:
+                    mean, variance = np.zeros_like(mean), np.ones_like(variance)
+                best = {
+                    "reward": centre, "iteration": state.iteration, "params": state.params,
+                    "obs_mean": mean, "obs_variance": variance,
+                }
+            if result.nonfinite.any():
+                bad = np.flatnonzero(result.nonfinite).tolist()
+                log.write(
+                    f"iteration {new_state.iteration}: members {bad} produced a NaN/inf reward, observation "
+                    "or action; their episodes were stopped and ranked worst."
+                )
+            row = {
+                "iteration": new_state.iteration, "reward_mean": r_mean, "reward_std": r_std,
+                "reward_min": r_min, "reward_max": r_max, "reward_centre": centre,
+                "best_reward": float(best["reward"]), "num_nonfinite": int(result.nonfinite.sum()),
+                "gradient_norm": info["gradient_norm"], "env_steps": steps, "total_env_steps": total_steps,
+                "steps_per_second": steps / max(seconds, 1e-9), "seconds": seconds,
+            }
+            ckpt = checkpoint_lib.Checkpoint(new_state, new_stats, best, ckpt.history + [row], ckpt.config)
+            if ckpt_dir is not None:
+                checkpoint_lib.save(ckpt_dir, ckpt, keep=keep_checkpoints)
+            log.log(row)
+    except KeyboardInterrupt:
+        if ckpt_dir is not None:
+            path = checkpoint_lib.save(ckpt_dir, ckpt, keep=keep_checkpoints)
+            log.write(f"Interrupted: saved {path} (iteration {ckpt.state.iteration}); continue with --resume.")
+        raise
+    finally:
+        log.close()
+        if logdir is not None and ckpt.history:
+            plot_learning_curve(ckpt.history, os.path.join(logdir, "learning_curve.png"), config.env_id)
+    return ckpt
+
+
+def export_policy(policy_fn, params, obs_mean, obs_variance, path, metadata=None):
+    """Save normalization + policy with `params` as a SavedModel (`model.export`).
+
+    The exported function maps raw observations (batch, obs_dim) to unclipped
+    actions (batch, act_dim); `metadata` (with the action bounds) goes to
+    `path/metadata.json`.
+    """
+    import keras
+
+    model = policy_fn()
+    population = rollouts.PopulationPolicy(model)
+    population.set_params(params)
+    inputs = keras.Input((population.input_dim,), name="observation")
+    x = keras.layers.Normalization(mean=obs_mean, variance=obs_variance, name="observation_normalization")(inputs)
+    serving = keras.Model(inputs, model(x), name="es_policy")
+    serving.export(path, format="tf_saved_model", verbose=False)
+    with open(os.path.join(path, "metadata.json"), "w") as f:
+        json.dump(metadata or {}, f, indent=2, default=_json_default)
+    return serving
+
+
+def _json_default(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

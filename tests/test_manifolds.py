@@ -1,0 +1,136 @@
+"""Manifold operations against their definitions and scipy references."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import tensorflow as tf
+
+from keras_odetoode import manifolds
+
+SHAPES = [(6, 6), (7, 3), (3, 7)]  # square, tall, wide
+
+
+def _gram_error(w):
+    w = np.asarray(w, np.float64)
+    gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+    return np.linalg.norm(gram - np.eye(len(gram)), 2)
+
+
+def test_skew_and_sym_split_a_matrix(rng):
+    a = rng.standard_normal((5, 5))
+    s, k = manifolds.sym(a).numpy(), manifolds.skew(a).numpy()
+    np.testing.assert_allclose(s + k, a, atol=1e-12)
+    np.testing.assert_allclose(s, s.T, atol=0)
+    np.testing.assert_allclose(k, -k.T, atol=0)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_orthogonality_error_is_the_spectral_gram_error(shape, rng):
+    w = rng.standard_normal(shape)
+    np.testing.assert_allclose(manifolds.orthogonality_error(w).numpy(), _gram_error(w), rtol=1e-10)
+    # 1.1·I: singular values 1.1, so ‖WᵀW − I‖₂ = 0.21 exactly
+    assert manifolds.orthogonality_error(1.1 * np.eye(4)).numpy() == pytest.approx(0.21, abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_haar_initializer_is_on_the_manifold_and_seeded(shape):
+    init = manifolds.HaarStiefel(seed=3)
+    w = init(shape).numpy()
+    assert w.dtype == np.float32 and w.shape == shape
+    assert _gram_error(w) < 1e-6
+    np.testing.assert_array_equal(w, manifolds.HaarStiefel(seed=3)(shape).numpy())
+    assert not np.allclose(w, manifolds.HaarStiefel(seed=4)(shape).numpy())
+
+
+def test_haar_samples_have_haar_moments():
+    # For Haar W ∈ O(n): E[W_ij] = 0 and E[W_ij²] = 1/n; and det is ±1 with
+    # equal probability (plain QR without the sign fix is biased to +1 for the diagonal).
+    n, samples = 4, 4000
+    w = manifolds.random_stiefel((samples, n, n), seed=0, dtype="float64")
+    assert abs(w.mean()) < 4 * np.sqrt(1 / n / (samples * n * n))
+    assert w[:, 0, 0].var() == pytest.approx(1 / n, rel=0.1)
+    assert abs(w[:, 0, 0].mean()) < 4 * np.sqrt(1 / n / samples)
+    assert np.mean(np.linalg.det(w) > 0) == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_qr_orthonormalize_is_identity_on_the_manifold(shape, rng):
+    w = manifolds.random_stiefel(shape, seed=1, dtype="float64")
+    np.testing.assert_allclose(manifolds.qr_orthonormalize(w).numpy(), w, atol=1e-12)
+    q = manifolds.qr_orthonormalize(rng.standard_normal(shape)).numpy()
+    assert _gram_error(q) < 1e-12
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_project_tangent_is_an_orthogonal_projection(shape, rng):
+    w = manifolds.random_stiefel(shape, seed=2, dtype="float64")
+    g = rng.standard_normal(shape)
+    p = manifolds.project_tangent(w, g).numpy()
+    # idempotent
+    np.testing.assert_allclose(manifolds.project_tangent(w, p).numpy(), p, atol=1e-12)
+    # tangent: WᵀZ + ZᵀW = 0 (tall) / WZᵀ + ZWᵀ = 0 (wide)
+    sym = w.T @ p + p.T @ w if shape[0] >= shape[1] else w @ p.T + p @ w.T
+    np.testing.assert_allclose(sym, 0, atol=1e-12)
+    # the residual is normal: orthogonal to every tangent vector
+    z = manifolds.project_tangent(w, rng.standard_normal(shape)).numpy()
+    assert abs(np.sum((g - p) * z)) < 1e-10
+
+
+@pytest.mark.parametrize("retraction", manifolds.RETRACTIONS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_retract_matches_the_closed_form(shape, retraction, rng):
+    w = manifolds.random_stiefel(shape, seed=5, dtype="float64")
+    g = rng.standard_normal(shape)
+    eta = 0.1
+    tall = shape[0] >= shape[1]
+    a = g @ w.T - w @ g.T if tall else g.T @ w - w.T @ g
+    np.testing.assert_allclose(a, -a.T, atol=1e-12)
+    if retraction == "expm":
+        r = scipy.linalg.expm(-eta * a)
+    else:
+        eye = np.eye(len(a))
+        r = np.linalg.solve(eye + eta * a / 2, eye - eta * a / 2)
+    expected = r @ w if tall else w @ r.T
+    out = manifolds.retract(w, g, eta, retraction).numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+    assert _gram_error(out) < 1e-12
+
+
+def test_wide_rule_reaches_the_whole_tangent_space():
+    # A wide W (p×n) projects onto its row space. The paper's literal n×n...
+    # generator G Wᵀ − W Gᵀ is p×p for a wide W and only rotates within that
+    # row space; the transpose rule moves the row space itself.
+    w = np.eye(2, 4)  # rows span e1, e2
+    g = np.zeros((2, 4))
+    g[0, 2] = -1.0  # descent direction: move row 1 towards e3
+    out = manifolds.retract(w, g, 0.3, "expm").numpy()
+    row_space = out.T @ out
+    assert row_space[2, 2] > 0.05
+    rotated_only = scipy.linalg.expm(-0.3 * (g @ w.T - w @ g.T)) @ w
+    np.testing.assert_allclose((rotated_only.T @ rotated_only)[2, 2], 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("retraction", manifolds.RETRACTIONS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_retract_stays_on_manifold_for_thousands_of_float32_steps(shape, retraction, rng):
+    w = tf.constant(manifolds.random_stiefel(shape, seed=6))
+    target = tf.constant(rng.standard_normal(shape), tf.float32)
+    step = tf.function(lambda w: manifolds.retract(w, w - target, 0.05, retraction))
+    worst = 0.0
+    for _ in range(2000):
+        w = step(w)
+        worst = max(worst, float(manifolds.orthogonality_error(w)))
+    assert worst < 1e-5
+    # and the steps did descend ‖W − T‖²: the result beats the start by a margin
+    start = manifolds.random_stiefel(shape, seed=6)
+    assert np.sum((w.numpy() - target.numpy()) ** 2) < np.sum((start - target.numpy()) ** 2) - 0.5
+
+
+def test_stiefel_constraint_projects_and_reports(rng):
+    m = manifolds.Stiefel()
+    w = rng.standard_normal((5, 3)).astype("float32")
+    assert not m.contains(w)
+    assert m.contains(m(w))
+    assert m.get_config() == {"retraction": "expm"}
+    with pytest.raises(ValueError, match="retraction"):
+        manifolds.Stiefel("polar")

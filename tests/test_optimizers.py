@@ -1,0 +1,137 @@
+"""Riemannian optimizers: Euclidean equivalence, exact steps, manifold invariants, training."""
+
+import keras
+import numpy as np
+import pytest
+import scipy.linalg
+import tensorflow as tf
+
+import keras_odetoode as ko
+from keras_odetoode import manifolds
+
+SHAPES = [(6, 6), (7, 3), (3, 7)]
+OPTIMIZERS = {
+    "sgd": lambda: ko.RiemannianSGD(0.1),
+    "sgd_momentum": lambda: ko.RiemannianSGD(0.02, momentum=0.9),
+    "sgd_nesterov": lambda: ko.RiemannianSGD(0.02, momentum=0.9, nesterov=True),
+    "adam": lambda: ko.RiemannianAdam(0.02),
+}
+
+
+def _dense_model(seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(2)])
+
+
+@pytest.mark.parametrize(
+    "ours,theirs",
+    [
+        (lambda: ko.RiemannianSGD(0.05), lambda: keras.optimizers.SGD(0.05)),
+        (lambda: ko.RiemannianSGD(0.05, momentum=0.9, nesterov=True), lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)),
+        (lambda: ko.RiemannianAdam(0.01, amsgrad=True), lambda: keras.optimizers.Adam(0.01, amsgrad=True)),
+        (lambda: ko.RiemannianAdam(0.01), lambda: keras.optimizers.Adam(0.01)),
+    ],
+)
+def test_euclidean_variables_follow_the_keras_rule_exactly(ours, theirs, rng):
+    x = rng.standard_normal((64, 5)).astype("float32")
+    y = rng.standard_normal((64, 2)).astype("float32")
+    a, b = _dense_model(1), _dense_model(1)
+    a.compile(ours(), "mse")
+    b.compile(theirs(), "mse")
+    a.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+    b.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+    moved = [np.abs(w.numpy() - v).max() for w, v in zip(a.weights, _dense_model(1).get_weights())]
+    assert min(moved) > 1e-3
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(wa.numpy(), wb.numpy())
+
+
+def _manifold_variable(shape, retraction="expm", seed=0):
+    variable = keras.Variable(manifolds.random_stiefel(shape, seed=seed))
+    variable.constraint = manifolds.Stiefel(retraction)  # what Layer.add_weight(constraint=...) does
+    return variable
+
+
+@pytest.mark.parametrize("retraction", manifolds.RETRACTIONS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_plain_riemannian_sgd_step_is_the_closed_form(shape, retraction, rng):
+    w = _manifold_variable(shape, retraction)
+    g = rng.standard_normal(shape).astype("float32")
+    w_np, g_np = w.numpy().astype(np.float64), g.astype(np.float64)
+    opt = ko.RiemannianSGD(0.1)
+    opt.apply([g], [w])
+    tall = shape[0] >= shape[1]
+    a = g_np @ w_np.T - w_np @ g_np.T if tall else g_np.T @ w_np - w_np.T @ g_np
+    if retraction == "expm":
+        r = scipy.linalg.expm(-0.1 * a)
+    else:
+        r = np.linalg.solve(np.eye(len(a)) + 0.05 * a, np.eye(len(a)) - 0.05 * a)
+    np.testing.assert_allclose(w.numpy(), r @ w_np if tall else w_np @ r.T, atol=2e-6)
+
+
+def _procrustes(target, start):
+    """argmin of ‖W − T‖_F over the connected component of ST(n, p) holding `start`.
+
+    The polar factor U Vᵀ of T; for square matrices a flow cannot change
+    det W = ±1, so on the other component the optimum flips the smallest
+    singular direction: U diag(1, …, 1, −1) Vᵀ.
+    """
+    u, _, vt = np.linalg.svd(target, full_matrices=False)
+    if target.shape[0] == target.shape[1] and np.linalg.det(u @ vt) * np.linalg.det(start) < 0:
+        u[:, -1] *= -1
+    return u @ vt
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("retraction", manifolds.RETRACTIONS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_500_steps_stay_on_the_manifold_and_solve_procrustes(shape, retraction, name, rng):
+    """Without Keras' constraint pass (update_step only), the rule alone keeps W on ST(n, p)."""
+    w = _manifold_variable(shape, retraction, seed=1)
+    start = w.numpy()
+    target = tf.constant(rng.standard_normal(shape), tf.float32)
+    opt = OPTIMIZERS[name]()
+    opt.build([w])
+
+    @tf.function
+    def step():
+        opt.update_step(w - target, w, opt.learning_rate)  # ∇ ½‖W − T‖²
+        opt.iterations.assign_add(1)
+        return manifolds.orthogonality_error(w)
+
+    errors = [float(step()) for _ in range(500)]
+    assert max(errors) < 1e-5
+    np.testing.assert_allclose(w.numpy(), _procrustes(target.numpy(), start), atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "make_layer",
+    [
+        lambda: ko.ODEtoODE(step_size=0.2, seed=0),
+        lambda: ko.ODEtoODE(flow="gated", num_gates=2, step_size=0.2, retraction="cayley", seed=0),
+        lambda: ko.NANODE(degree=1, step_size=0.2, seed=0),
+        lambda: ko.HyperNetODE(step_size=0.2, seed=0),
+        lambda: ko.NeuralODE(step_size=0.2, seed=0),
+        lambda: ko.DeepResNet(3, seed=0),
+    ],
+)
+def test_fit_trains_every_layer_and_keeps_the_manifold(make_layer, rng):
+    x = rng.standard_normal((128, 6)).astype("float32")
+    y = np.tanh(x @ rng.standard_normal((6, 3))).astype("float32")
+    model = keras.Sequential([keras.Input((6,)), ko.StiefelDense(8, seed=0), make_layer(), ko.StiefelDense(3, seed=1)])
+    model.compile(ko.RiemannianAdam(0.01), "mse")
+    before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, batch_size=32, epochs=8, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < 0.8 * before
+    manifold_vars = [v for v in model.weights if manifolds.manifold_of(v)]
+    assert len(manifold_vars) >= 2
+    for v in manifold_vars:
+        assert float(manifolds.orthogonality_error(v)) < 1e-5
+
+
+def test_optimizer_config_round_trip():
+    for opt in (ko.RiemannianSGD(0.03, momentum=0.5, nesterov=True), ko.RiemannianAdam(0.002, beta_1=0.8)):
+        clone = type(opt).from_config(opt.get_config())
+        assert clone.get_config() == opt.get_config()
+        restored = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+        assert type(restored) is type(opt)

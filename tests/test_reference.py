@@ -1,0 +1,113 @@
+"""ODEtoODE against a numpy/scipy re-derivation of the paper's Eqs. 5–6 (float32, 1e-5)."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import scipy.linalg
+
+from keras_odetoode import ODEtoODE, manifolds
+
+D, H, T = 16, 0.04, 1.0
+
+
+def reference_iso(w0, q, n, b, x, h, steps):
+    """Eq. 6: Wᵢ = Wᵢ₋₁ exp(h(Wᵢ₋₁ᵀQWᵢ₋₁N − NWᵢ₋₁ᵀQWᵢ₋₁)); Eq. 5: xᵢ = xᵢ₋₁ + h|Wᵢxᵢ₋₁ + b|."""
+    ws = [w0]
+    for _ in range(steps):
+        w = ws[-1]
+        a = w.T @ q @ w
+        ws.append(w @ scipy.linalg.expm(h * (a @ n - n @ a)))
+    for w in ws[1:]:
+        x = x + h * np.abs(x @ w.T + b)
+    return np.stack(ws), x
+
+
+def reference_gated(w0, gates, kernels, b, x, h, steps, horizon):
+    """Gated flow: B(t) = Σₖ aₖ(Fₖ(t) − Fₖ(t)ᵀ), Fₖ(t) = Σ_f φ_f(t) Θₖ_f, φ = (1, t/T, sin 2πt/T, cos 2πt/T)."""
+    ws = [w0]
+    for i in range(steps):
+        t = i * h
+        phi = [1.0, t / horizon, math.sin(2 * math.pi * t / horizon), math.cos(2 * math.pi * t / horizon)]
+        f = [sum(p * kernels[k, j] for j, p in enumerate(phi)) for k in range(len(gates))]
+        b_t = sum(a * (fk - fk.T) for a, fk in zip(gates, f))
+        ws.append(ws[-1] @ scipy.linalg.expm(h * b_t))
+    for w in ws[1:]:
+        x = x + h * np.abs(x @ w.T + b)
+    return np.stack(ws), x
+
+
+def _build(layer, rng):
+    x = rng.standard_normal((5, D)).astype("float32")
+    layer(x)
+    bias = 0.3 * rng.standard_normal(D).astype("float32")
+    layer.bias.assign(bias)
+    return x, bias
+
+
+def test_isospectral_layer_matches_eqs_5_and_6(rng):
+    layer = ODEtoODE(flow="isospectral", step_size=H, horizon=T, seed=1)
+    x, bias = _build(layer, rng)
+    q, n = np.asarray(layer.flow.q, np.float64), np.asarray(layer.flow.n, np.float64)
+    np.testing.assert_allclose(q, q.T, atol=0)
+    assert np.linalg.norm(q @ n - n @ q) > 1.0  # non-commuting: the flow really moves
+    w0 = np.asarray(layer.flow.w0, np.float64)
+    ws, y = reference_iso(w0, q, n, bias.astype(np.float64), x.astype(np.float64), H, 25)
+    assert np.linalg.norm(ws[-1] - ws[0]) > 0.5
+    traj = layer.parameter_trajectory().numpy()
+    assert traj.shape == (26, D, D)
+    np.testing.assert_allclose(traj, ws, atol=1e-5)
+    np.testing.assert_allclose(layer(x).numpy(), y, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("num_gates", [1, 3])
+def test_gated_layer_matches_its_definition(num_gates, rng):
+    layer = ODEtoODE(flow="gated", num_gates=num_gates, step_size=H, horizon=T, seed=2)
+    x, bias = _build(layer, rng)
+    gates = rng.uniform(0.5, 1.5, num_gates).astype("float32")
+    layer.flow.gates.assign(gates)
+    kernels = np.asarray(layer.flow.gate_kernels, np.float64)
+    w0 = np.asarray(layer.flow.w0, np.float64)
+    ws, y = reference_gated(w0, gates.astype(np.float64), kernels, bias.astype(np.float64), x.astype(np.float64), H, 25, T)
+    assert np.linalg.norm(ws[-1] - ws[0]) > 0.5
+    np.testing.assert_allclose(layer.parameter_trajectory().numpy(), ws, atol=1e-5)
+    np.testing.assert_allclose(layer(x).numpy(), y, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("flow", ["isospectral", "gated"])
+@pytest.mark.parametrize("retraction", ["expm", "cayley"])
+def test_every_weight_of_the_trajectory_is_orthogonal(flow, retraction):
+    layer = ODEtoODE(flow=flow, step_size=0.01, retraction=retraction, seed=3)
+    layer(np.zeros((1, 128), "float32"))
+    errors = manifolds.orthogonality_error(layer.parameter_trajectory()).numpy()
+    assert errors.shape == (101,)
+    assert errors.max() < 1e-5
+
+
+def test_isospectral_flow_preserves_the_spectrum_of_q():
+    # H_t = W_tᵀ Q W_t is isospectral (Sec. 3.1): eigenvalues of Q are invariant.
+    layer = ODEtoODE(step_size=0.04, seed=4)
+    layer(np.zeros((1, 8), "float32"))
+    q = np.asarray(layer.flow.q, np.float64)
+    traj = layer.parameter_trajectory().numpy().astype(np.float64)
+    expected = np.linalg.eigvalsh(q)
+    for w in traj:
+        np.testing.assert_allclose(np.linalg.eigvalsh(w.T @ q @ w), expected, atol=1e-5)
+
+
+def test_user_given_w0_is_the_start_of_the_flow():
+    w0 = manifolds.random_stiefel((8, 8), seed=9)
+    layer = ODEtoODE(w0=w0, step_size=0.5)
+    layer(np.zeros((1, 8), "float32"))
+    np.testing.assert_allclose(layer.parameter_trajectory().numpy()[0], w0, atol=1e-7)
+
+
+def test_sequential_and_functional_apis_agree(rng):
+    x = rng.standard_normal((4, 8)).astype("float32")
+    layer = ODEtoODE(step_size=0.2, seed=5)
+    seq = keras.Sequential([keras.Input((8,)), layer])
+    inputs = keras.Input((8,))
+    functional = keras.Model(inputs, layer(inputs))
+    np.testing.assert_allclose(seq(x).numpy(), functional(x).numpy(), atol=0)
+    np.testing.assert_allclose(seq.predict(x, verbose=0), layer(x).numpy(), atol=1e-6)
