@@ -104,13 +104,17 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
     def build_generator(self, dim):
         """Create the weights of B(t, W)."""
 
+    def prepare(self, params):
+        """Per-call preprocessing of ψ for `generator` (done once, not per step)."""
+        return {name: tf.cast(value, self.compute_dtype) for name, value in params.items()}
+
     def generator(self, params, t, w):
-        """B(t, W) ∈ Skew(d) for W of shape (..., d, d)."""
+        """B(t, W) ∈ Skew(d) for W of shape (..., d, d), with `params` from `prepare`."""
         raise NotImplementedError
 
     def trajectory(self, num_steps, step_size, params=None):
-        params = self.param_dict() if params is None else params
-        w = tf.convert_to_tensor(params["w0"], self.compute_dtype)
+        params = self.prepare(self.param_dict() if params is None else params)
+        w = params["w0"]
         field = lambda t, w_t: self.generator(params, t, w_t)  # noqa: E731
         trajectory = [w]
         for i in range(num_steps):
@@ -176,9 +180,12 @@ class IsospectralFlow(AbstractOrthogonalFlow):
         """N ∈ Sym(d)."""
         return manifolds.sym(self.n_matrix)
 
+    def prepare(self, params):
+        params = super().prepare(params)
+        return {**params, "q_matrix": manifolds.sym(params["q_matrix"]), "n_matrix": manifolds.sym(params["n_matrix"])}
+
     def generator(self, params, t, w):
-        q = manifolds.sym(tf.cast(params["q_matrix"], w.dtype))
-        n = manifolds.sym(tf.cast(params["n_matrix"], w.dtype))
+        q, n = params["q_matrix"], params["n_matrix"]
         a = tf.matmul(w, tf.matmul(q, w), transpose_a=True)
         an = tf.matmul(a, n)
         return an - tf.linalg.matrix_transpose(an)  # [A, N] = AN − NA, and NA = (AN)ᵀ

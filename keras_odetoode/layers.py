@@ -162,6 +162,9 @@ class NonAutonomousODE(_ParamsMixin, keras.layers.Layer):
             return_states: if True, return x_0 … x_N stacked on axis 0.
         """
         weights = self.solver_weights(params) if weights is None else weights
+        # A list of W_t: the gradient of unstack is one stack, whereas slicing
+        # the stacked tensor N times would add up N dense (N+1, d, d) gradients.
+        weights = tf.unstack(weights, axis=-3)
         x = tf.convert_to_tensor(inputs, self.compute_dtype)
         b = tf.cast(params["bias"], x.dtype)[..., tf.newaxis, :] if self.use_bias else 0.0
         h = self.step_size
@@ -172,9 +175,9 @@ class NonAutonomousODE(_ParamsMixin, keras.layers.Layer):
         states = [x]
         for i in range(1, self.num_steps + 1):
             if self.solver == "euler":
-                x = x + h * field(weights[..., i, :, :], x)
+                x = x + h * field(weights[i], x)
             else:
-                w0, w_half, w1 = (weights[..., j, :, :] for j in (2 * i - 2, 2 * i - 1, 2 * i))
+                w0, w_half, w1 = weights[2 * i - 2], weights[2 * i - 1], weights[2 * i]
                 k1 = field(w0, x)
                 k2 = field(w_half, x + 0.5 * h * k1)
                 k3 = field(w_half, x + 0.5 * h * k2)
