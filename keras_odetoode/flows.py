@@ -142,6 +142,8 @@ def check_orthogonal(w0, tol=1e-5):
     w0 = np.asarray(w0, dtype=np.float64)
     if w0.ndim != 2 or w0.shape[0] != w0.shape[1]:
         raise ValueError(f"W_0 must be a square matrix. Received: w0 with shape {w0.shape}")
+    if not np.all(np.isfinite(w0)):
+        raise ValueError("W_0 must be a finite orthogonal matrix. Received: w0 with NaN or inf entries")
     error = float(manifolds.orthogonality_error(w0))
     if not error < tol:
         raise ValueError(
@@ -213,9 +215,7 @@ class GatedFlow(AbstractOrthogonalFlow):
 
     def __init__(self, num_gates=1, horizon=1.0, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(num_gates, int) or num_gates < 1:
-            raise ValueError(f"num_gates must be an integer ≥ 1. Received: num_gates={num_gates!r}")
-        self.num_gates = num_gates
+        self.num_gates = manifolds.check_integer("num_gates", num_gates, 1)
         self.horizon = float(horizon)
 
     def build_generator(self, dim):
@@ -267,9 +267,7 @@ class TrigonometricFlow(AbstractParameterFlow):
 
     def __init__(self, degree=1, horizon=1.0, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(degree, int) or degree < 0:
-            raise ValueError(f"degree must be an integer ≥ 0. Received: degree={degree!r}")
-        self.degree = degree
+        self.degree = manifolds.check_integer("degree", degree, 0)
         self.horizon = float(horizon)
 
     def build(self, dim):
@@ -313,14 +311,8 @@ class HyperFlow(AbstractParameterFlow):
 
     def __init__(self, num_gates=1, hidden_units=16, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(num_gates, int) or num_gates < 1:
-            raise ValueError(f"num_gates must be an integer ≥ 1. Received: num_gates={num_gates!r}")
-        if not isinstance(hidden_units, int) or hidden_units < 1:
-            raise ValueError(
-                f"hidden_units must be an integer ≥ 1. Received: hidden_units={hidden_units!r}"
-            )
-        self.num_gates = num_gates
-        self.hidden_units = hidden_units
+        self.num_gates = manifolds.check_integer("num_gates", num_gates, 1)
+        self.hidden_units = manifolds.check_integer("hidden_units", hidden_units, 1)
 
     def build(self, dim):
         k, s, dd = self.num_gates, self.hidden_units, dim * dim

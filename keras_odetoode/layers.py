@@ -44,10 +44,11 @@ def _check_choice(argument, value, allowed):
 
 def num_steps_of(step_size, horizon):
     """N = T / h, or a ValueError if h ≤ 0, T ≤ 0 or h does not divide T."""
-    if not step_size > 0:
-        raise ValueError(f"step_size must be > 0. Received: step_size={step_size!r}")
-    if not horizon > 0:
-        raise ValueError(f"horizon must be > 0. Received: horizon={horizon!r}")
+    for name, value in (("step_size", step_size), ("horizon", horizon)):
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0. Received: {name}={value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite. Received: {name}={value!r}")
     steps = round(horizon / step_size)
     if steps < 1 or abs(steps * step_size - horizon) > 1e-6 * horizon:
         raise ValueError(
@@ -84,7 +85,9 @@ class _ParamsMixin:
             raise ValueError(
                 f"{type(self).__name__} needs a known feature dimension. Received: input_shape={tuple(input_shape)}"
             )
-        return int(input_shape[-1])
+        dim = int(input_shape[-1])
+        self.input_spec = keras.InputSpec(ndim=2, axes={-1: dim})  # `forward` (populations) bypasses it
+        return dim
 
 
 def _flow_params(params):
@@ -244,6 +247,7 @@ class ODEtoODE(NonAutonomousODE):
         **kwargs,
     ):
         _check_choice("flow", flow, flows_lib.ORTHOGONAL_FLOWS)
+        num_gates = manifolds.check_integer("num_gates", num_gates, 1)
         _check_choice("integrator", integrator, ("lie_euler", "rkmk4"))
         manifolds.check_retraction(retraction)
         options = dict(integrator=integrator, retraction=retraction, w0=w0, seed=seed, dtype=kwargs.get("dtype"))
@@ -340,9 +344,7 @@ class NeuralODE(_ParamsMixin, keras.layers.Layer):
 
     def __init__(self, hidden_units=None, step_size=0.04, horizon=1.0, activation="tanh", solver="euler", rtol=1e-5, atol=1e-6, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if hidden_units is not None and (not isinstance(hidden_units, int) or hidden_units < 1):
-            raise ValueError(f"hidden_units must be an integer ≥ 1 or None. Received: hidden_units={hidden_units!r}")
-        self.hidden_units = hidden_units
+        self.hidden_units = None if hidden_units is None else manifolds.check_integer("hidden_units", hidden_units, 1)
         self.step_size = float(step_size)
         self.horizon = float(horizon)
         self.num_steps = num_steps_of(self.step_size, self.horizon)
@@ -431,9 +433,7 @@ class StiefelDense(_ParamsMixin, keras.layers.Layer):
 
     def __init__(self, units, use_bias=False, retraction="expm", seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(f"units must be an integer ≥ 1. Received: units={units!r}")
-        self.units = units
+        self.units = manifolds.check_integer("units", units, 1)
         self.use_bias = bool(use_bias)
         self.retraction = manifolds.check_retraction(retraction)
         self.seed = seed
@@ -474,9 +474,7 @@ class DeepNet(_ParamsMixin, keras.layers.Layer):
 
     def __init__(self, depth, activation="relu", residual=False, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be an integer ≥ 1. Received: depth={depth!r}")
-        self.depth = depth
+        self.depth = manifolds.check_integer("depth", depth, 1)
         self.activation = activation
         self._f = get_activation(activation)
         self.residual = bool(residual)

@@ -9,6 +9,8 @@ Two levels of API, as in geotorch: functions (`skew`, `retract`, ...) and the
 for the Riemannian optimizers.
 """
 
+import numbers
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -43,6 +45,13 @@ def is_tall(shape):
             f"A Stiefel matrix needs at least 2 dimensions. Received: shape={shape}"
         )
     return shape[-2] >= shape[-1]
+
+
+def check_integer(argument, value, minimum):
+    """`int(value)` if it is an integer (not a bool) ≥ minimum, else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{argument} must be an integer ≥ {minimum}. Received: {argument}={value!r}")
+    return int(value)
 
 
 def check_retraction(retraction):
