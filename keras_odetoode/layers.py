@@ -491,11 +491,11 @@ class DeepNet(_ParamsMixin, keras.layers.Layer):
     def forward(self, params, inputs, return_states=False):
         """The stack for explicit `params`; with `return_states`, every layer's output."""
         x = tf.convert_to_tensor(inputs, self.compute_dtype)
-        kernels = tf.cast(params["kernels"], x.dtype)
-        biases = tf.cast(params["biases"], x.dtype)
+        kernels = tf.unstack(tf.cast(params["kernels"], x.dtype), axis=-3)  # see NonAutonomousODE.forward
+        biases = tf.unstack(tf.cast(params["biases"], x.dtype)[..., tf.newaxis, :], axis=-3)
         states = [x]
         for i in range(self.depth):
-            y = self._f(tf.matmul(x, kernels[..., i, :, :]) + biases[..., i, tf.newaxis, :])
+            y = self._f(tf.matmul(x, kernels[i]) + biases[i])
             x = x + y if self.residual else y
             states.append(x)
         return tf.stack(states) if return_states else x
