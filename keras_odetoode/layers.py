@@ -138,6 +138,22 @@ class NonAutonomousODE(_ParamsMixin, keras.layers.Layer):
         params.update({f"flow.{k}": v for k, v in self.flow.param_dict().items()})
         return params
 
+    def call(self, inputs):
+        return self.forward(self.param_dict(), inputs, weights=getattr(self, "_folded_weights", None))
+
+    def fold_parameter_flow(self):
+        """Freeze W_0 … W_N as constants: later calls skip the parameter flow.
+
+        For inference and export (DESIGN.md): a traced call then holds the
+        trajectory as a constant and no `expm`, and costs a depth-N ResNet.
+        Undo with `unfold_parameter_flow()` before training again.
+        """
+        self._folded_weights = tf.constant(self.solver_weights())
+
+    def unfold_parameter_flow(self):
+        """Compute the parameter flow from the variables again on every call."""
+        self._folded_weights = None
+
     def solver_weights(self, params=None):
         """The W_t the solver reads: (..., N+1, d, d) (Euler) or (..., 2N+1, d, d) (RK4).
 
