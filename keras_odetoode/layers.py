@@ -128,7 +128,8 @@ class NonAutonomousODE(_ParamsMixin, keras.layers.Layer):
 
     def build(self, input_shape):
         dim = self._check_input(input_shape)
-        self.flow.build(dim)
+        if not self.flow.built:  # a deserialized flow comes built
+            self.flow.build(dim)
         if self.use_bias:
             self._add("bias", (dim,), "zeros")
         self.built = True
