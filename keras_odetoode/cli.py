@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("keras_odetoode.data.cli", "keras_odetoode.es.cli")
+COMMAND_MODULES = ("keras_odetoode.data.cli", "keras_odetoode.es.cli", "keras_odetoode.export_cli", "keras_odetoode.models_cli")
 
 
 def build_parser():
@@ -24,7 +24,9 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = ["keras-odetoode", *argv]  # recorded with trained models
     return args.func(args)
 
 

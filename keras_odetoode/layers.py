@@ -155,6 +155,11 @@ class NonAutonomousODE(_ParamsMixin, keras.layers.Layer):
         """Compute the parameter flow from the variables again on every call."""
         self._folded_weights = None
 
+    @property
+    def is_folded(self):
+        """Whether calls use constants frozen by `fold_parameter_flow`."""
+        return getattr(self, "_folded_weights", None) is not None
+
     def solver_weights(self, params=None):
         """The W_t the solver reads: (..., N+1, d, d) (Euler) or (..., 2N+1, d, d) (RK4).
 

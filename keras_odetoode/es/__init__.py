@@ -15,6 +15,7 @@ from keras_odetoode.es.backends import (
 )
 from keras_odetoode.es.checkpoint import Checkpoint, CheckpointError
 from keras_odetoode.es.envs import EnvInfo, check_env_id, env_factory, env_info, make_env
+from keras_odetoode.es.evaluation import evaluate_policy
 from keras_odetoode.es.normalization import ObsStats
 from keras_odetoode.es.policies import POLICIES, build_policy, count_params, matched_hidden
 from keras_odetoode.es.rollouts import PopulationPolicy, RolloutResult, RolloutWorker, episode_seeds
@@ -38,7 +39,7 @@ __all__ = [
     "FITNESS_SHAPINGS", "InProcessBackend", "ObsStats", "POLICIES", "ParamSpec", "PopulationPolicy",
     "ProcessBackend", "RayBackend", "RiemannianES", "RolloutResult", "RolloutWorker", "build_policy",
     "centered_ranks", "check_env_id", "count_params", "env_factory", "env_info", "episode_seeds",
-    "es_iteration", "export_policy", "get_fitness_shaping", "make_backend", "make_env", "matched_hidden",
+    "es_iteration", "evaluate_policy", "export_policy", "get_fitness_shaping", "make_backend", "make_env", "matched_hidden",
     "plot_learning_curve", "raw_fitness", "register_fitness_shaping", "sanitize_fitness",
     "specs_from_variables", "split_population", "train", "z_score",
 ]

@@ -7,6 +7,7 @@
 
 import argparse
 import os
+import shlex
 import sys
 
 EXIT_INTERRUPTED = 130
@@ -126,8 +127,8 @@ def run_es(args):
         "policy": config.policy,
         "config": config.to_dict(),
         "package_version": keras_odetoode.__version__,
-        "command": " ".join(sys.argv),
-        "arguments": {k: v for k, v in vars(args).items() if k != "func"},
+        "command": shlex.join(args.command_line),
+        "arguments": {k: v for k, v in vars(args).items() if k not in ("func", "command_line")},
         "reward": best["reward"],
         "best_iteration": best["iteration"],
         "iterations": result.state.iteration,
@@ -143,49 +144,11 @@ def run_es(args):
 
 
 def run_evaluate(args):
-    os.environ.setdefault("MUJOCO_GL", "disable")
-    import json
+    from keras_odetoode.es import evaluation
 
-    import numpy as np
-    import tensorflow as tf
-
-    from keras_odetoode.es import envs
-
-    if not os.path.isdir(args.path):
-        raise FileNotFoundError(f"No SavedModel directory at {args.path!r}.")
-    meta_path = os.path.join(args.path, "metadata.json")
-    metadata = {}
-    if os.path.isfile(meta_path):
-        with open(meta_path) as f:
-            metadata = json.load(f)
-    env_id = args.env or metadata.get("env_id")
-    if env_id is None:
-        raise ValueError(f"--env is required: {args.path!r} has no metadata.json naming the environment.")
-    length = args.episode_length or metadata.get("config", {}).get("episode_length") or 1000
-    if args.episodes < 1:
-        raise ValueError(f"--episodes must be ≥ 1. Received: {args.episodes}")
-
-    loaded = tf.saved_model.load(args.path)
-    serve = loaded.signatures["serving_default"]
-    input_name = next(iter(serve.structured_input_signature[1]))
-    env = envs.make_env(env_id, max_episode_steps=length)
-    low, high = env.action_space.low.reshape(-1), env.action_space.high.reshape(-1)
-    returns = []
-    try:
-        for episode in range(args.episodes):
-            obs, _ = env.reset(seed=args.seed + episode)
-            total = 0.0
-            for _ in range(length):
-                out = serve(**{input_name: tf.constant(np.asarray(obs, np.float32).reshape(1, -1))})
-                action = np.clip(next(iter(out.values())).numpy()[0], low, high)
-                obs, reward, terminated, truncated, _ = env.step(action.astype(env.action_space.dtype))
-                total += float(reward)
-                if terminated or truncated:
-                    break
-            returns.append(total)
-    finally:
-        env.close()
-    returns = np.array(returns)
-    print(f"{env_id}: {returns.mean():.3f} ± {returns.std():.3f} over {len(returns)} episodes "
-          f"(min {returns.min():.3f}, max {returns.max():.3f})")
+    returns = evaluation.evaluate_policy(
+        args.path, env_id=args.env, episodes=args.episodes, seed=args.seed, episode_length=args.episode_length
+    )
+    print(f"{evaluation.env_of(args.path, args.env)}: {returns.mean():.3f} ± {returns.std():.3f} over "
+          f"{len(returns)} episodes (min {returns.min():.3f}, max {returns.max():.3f})")
     return 0

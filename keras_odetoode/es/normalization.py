@@ -65,7 +65,3 @@ class ObsStats:
         """(mean, variance) float32 arrays as given to `keras.layers.Normalization`."""
         return self.mean.astype(np.float32), self.variance.astype(np.float32)
 
-
-def normalize(obs, mean, variance):
-    """(obs − mean) / max(√variance, ε): the formula of `keras.layers.Normalization`."""
-    return (obs - mean) / np.maximum(np.sqrt(variance), EPSILON)

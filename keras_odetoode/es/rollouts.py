@@ -247,19 +247,21 @@ class RolloutWorker:
             actions = self._act(params, prepared, obs.astype(np.float32), mean, variance).numpy()
             finite_action = np.isfinite(actions).all(axis=1)
             actions = np.clip(actions, low, high).astype(space.dtype)
-            for i in running:
-                if not finite_action[i]:
-                    nonfinite[i], active[i] = True, False
-                    continue
-                o, r, terminated, truncated, _ = envs[i].step(actions[i].reshape(space.shape))
-                o = np.asarray(o, np.float64).reshape(-1)
-                if not (np.isfinite(r) and np.isfinite(o).all()):
-                    nonfinite[i], active[i] = True, False
-                    continue
-                returns[i] += float(r)
-                lengths[i] += 1
-                obs[i] = o
-                if terminated or truncated:
-                    active[i] = False
+            rewards = np.zeros(size)
+            ended = np.zeros(size, bool)
+            stepped = running[finite_action[running]]
+            for i in stepped:  # the simulator: the only per-member Python left
+                o, rewards[i], terminated, truncated, _ = envs[i].step(actions[i].reshape(space.shape))
+                obs[i] = np.reshape(o, -1)
+                ended[i] = terminated or truncated
+            # NaN/inf checks once per step for the whole population
+            bad = np.zeros(size, bool)
+            bad[running] = ~finite_action[running]
+            bad[stepped] |= ~(np.isfinite(rewards[stepped]) & np.isfinite(obs[stepped]).all(axis=1))
+            good = stepped[~bad[stepped]]
+            returns[good] += rewards[good]
+            lengths[good] += 1
+            nonfinite |= bad
+            active &= ~(bad | ended)
         returns[nonfinite] = np.nan
         return RolloutResult(returns, lengths, nonfinite, counts, sums, sumsq)

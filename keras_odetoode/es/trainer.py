@@ -197,14 +197,17 @@ def _finite_stats(returns):
 
 
 def plot_learning_curve(history, path, title=""):
-    """Mean/max perturbation reward and centre reward per iteration, as a PNG (Agg)."""
-    import matplotlib
+    """Mean/max perturbation reward and centre reward per iteration, as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Draws on its own Agg canvas, leaving pyplot's backend (e.g. a notebook's) alone.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     it = [row["iteration"] for row in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     mean = np.array([row["reward_mean"] for row in history], float)
     std = np.array([row["reward_std"] for row in history], float)
     ax.plot(it, mean, label="perturbations: mean")
@@ -217,7 +220,6 @@ def plot_learning_curve(history, path, title=""):
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _check_resume(saved, config):
@@ -321,13 +323,16 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
 
 
 def export_policy(policy_fn, params, obs_mean, obs_variance, path, metadata=None):
-    """Save normalization + policy with `params` as a SavedModel (`model.export`).
+    """Save normalization + policy with `params` as a SavedModel for serving.
 
     The exported function maps raw observations (batch, obs_dim) to unclipped
-    actions (batch, act_dim); `metadata` (with the action bounds) goes to
+    actions (batch, act_dim), with the parameter flow folded into constants
+    (`export.export_saved_model`); `metadata` (with the action bounds) goes to
     `path/metadata.json`.
     """
     import keras
+
+    from keras_odetoode.export import export_saved_model
 
     model = policy_fn()
     population = rollouts.PopulationPolicy(model)
@@ -335,9 +340,17 @@ def export_policy(policy_fn, params, obs_mean, obs_variance, path, metadata=None
     inputs = keras.Input((population.input_dim,), name="observation")
     x = keras.layers.Normalization(mean=obs_mean, variance=obs_variance, name="observation_normalization")(inputs)
     serving = keras.Model(inputs, model(x), name="es_policy")
-    serving.export(path, format="tf_saved_model", verbose=False)
-    with open(os.path.join(path, "metadata.json"), "w") as f:
-        json.dump(metadata or {}, f, indent=2, default=_json_default)
+    metadata = json.loads(json.dumps(metadata or {}, default=_json_default))
+    reward = metadata.get("reward")
+    export_saved_model(
+        serving,
+        path,
+        input_name="observation",
+        output_name="action",
+        metadata=metadata,
+        training_command=metadata.get("command"),
+        result=None if reward is None else {"reward": reward},
+    )
     return serving
 
 

@@ -1,0 +1,158 @@
+"""Fig. 2 of the paper: ODEtoODE against the five baselines, trained by ES on MuJoCo tasks.
+
+Every (task, policy, seed) runs the same ES settings (same iterations, k, σ, lr,
+episode length, seeds); baselines are scaled to at least ODEtoODE's parameter count
+(§5.1.1, `match_params=True`). Each run is a resumable ES run directory, so an
+interrupted sweep continues where it stopped and finished runs are not repeated.
+Writes `table.md` / `table.csv` (mean ± std over seeds of the final and the best
+centre-policy return) and `fig2.png` (mean ± std learning curves, like Fig. 2).
+
+    python benchmarks/fig2.py --envs Swimmer-v5 HalfCheetah-v5 --seeds 0 1 2 \\
+        --iterations 30 --perturbations 50 --out benchmarks/results/fig2
+"""
+
+import argparse
+import csv
+import functools
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("MUJOCO_GL", "disable")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from keras_odetoode import es  # noqa: E402
+
+POLICY_LABELS = {
+    "odetoode": "ODEtoODE",
+    "deepnet": "DeepNet",
+    "deepresnet": "DeepResNet",
+    "baseode": "BaseODE",
+    "nanode": "NANODE",
+    "hypernet": "HyperNet",
+}
+
+
+def run_one(env_id, policy, seed, args):
+    """Train (or resume, or skip if finished) one ES run; returns its history."""
+    logdir = os.path.join(args.out, "runs", f"{env_id.replace('/', '_')}-{policy}-s{seed}")
+    config = es.ESConfig(
+        env_id=env_id,
+        policy=policy,
+        policy_kwargs={"match_params": policy != "odetoode", "seed": seed},
+        iterations=args.iterations,
+        perturbations=args.perturbations,
+        sigma=args.sigma,
+        learning_rate=args.lr,
+        seed=seed,
+        episode_length=args.episode_length,
+    )
+    info = es.env_info(env_id)
+    policy_fn = functools.partial(es.build_policy, policy, info.obs_dim, info.act_dim, **config.policy_kwargs)
+    previous = es.checkpoint.load_latest(os.path.join(logdir, "checkpoints")) if os.path.isdir(logdir) else None
+    if previous is not None and previous.state.iteration >= args.iterations:
+        return previous.history
+    backend = es.make_backend("local", es.env_factory(env_id, args.episode_length), policy_fn, workers=args.workers)
+    try:
+        result = es.train(config, policy_fn, backend, logdir=logdir, resume="latest" if previous else None, progress=False)
+    finally:
+        backend.close()
+    return result.history
+
+
+def summarize(histories, iterations):
+    """Per policy: centre returns (seeds × iterations), final and best per seed."""
+    curves = np.array([[row["reward_centre"] for row in h[:iterations]] for h in histories], float)
+    return curves, curves[:, -1], np.nanmax(curves, axis=1)
+
+
+def write_outputs(results, args, seconds):
+    os.makedirs(args.out, exist_ok=True)
+    rows = []
+    for (env_id, policy), histories in results.items():
+        _, final, best = summarize(histories, args.iterations)
+        rows.append(
+            {
+                "task": env_id,
+                "policy": POLICY_LABELS[policy],
+                "final_mean": final.mean(), "final_std": final.std(),
+                "best_mean": best.mean(), "best_std": best.std(),
+                "seeds": len(final),
+            }
+        )
+    with open(os.path.join(args.out, "table.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| task | policy | final return (mean ± std) | best return (mean ± std) | seeds |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['policy']} | {r['final_mean']:.1f} ± {r['final_std']:.1f} | "
+            f"{r['best_mean']:.1f} ± {r['best_std']:.1f} | {r['seeds']} |"
+        )
+    with open(os.path.join(args.out, "table.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(args.out, "command.json"), "w") as f:
+        json.dump({"command": "python " + " ".join(sys.argv), "seconds": round(seconds, 1)}, f, indent=2)
+    plot(results, args)
+    print("\n".join(lines))
+
+
+def plot(results, args):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    envs = list(dict.fromkeys(env for env, _ in results))
+    fig = Figure(figsize=(5.5 * len(envs), 4))
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(1, len(envs)))
+    for ax, env_id in zip(axes, envs):
+        for (env, policy), histories in results.items():
+            if env != env_id:
+                continue
+            curves, _, _ = summarize(histories, args.iterations)
+            x = np.arange(1, curves.shape[1] + 1)
+            mean, std = curves.mean(0), curves.std(0)
+            ax.plot(x, mean, label=POLICY_LABELS[policy], lw=2 if policy == "odetoode" else 1)
+            ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+        ax.set_title(env_id)
+        ax.set_xlabel("ES iteration")
+        ax.set_ylabel(f"centre-policy return (mean ± std, {len(args.seeds)} seeds)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, "fig2.png"), dpi=100)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=["Swimmer-v5", "HalfCheetah-v5"])
+    parser.add_argument("--policies", nargs="+", default=list(POLICY_LABELS), choices=list(POLICY_LABELS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--perturbations", type=int, default=50)
+    parser.add_argument("--sigma", type=float, default=0.1)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--episode-length", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", default="benchmarks/results/fig2")
+    args = parser.parse_args()
+
+    start = time.time()
+    results = {}
+    for env_id in args.envs:
+        for policy in args.policies:
+            histories = []
+            for seed in args.seeds:
+                t = time.time()
+                histories.append(run_one(env_id, policy, seed, args))
+                print(f"{env_id} {policy} seed {seed}: final {histories[-1][-1]['reward_centre']:.1f} "
+                      f"({time.time() - t:.0f} s)", flush=True)
+            results[(env_id, policy)] = histories
+    write_outputs(results, args, time.time() - start)
+
+
+if __name__ == "__main__":
+    main()

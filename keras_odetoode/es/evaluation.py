@@ -1,0 +1,62 @@
+"""Score a policy exported by this package on fresh episodes of its environment."""
+
+import os
+
+import numpy as np
+
+from keras_odetoode.es import envs
+
+
+def env_of(path, env_id=None):
+    """The environment id to evaluate `path` on: `env_id`, or the one its metadata names."""
+    if env_id is not None:
+        return env_id
+    from keras_odetoode.export import load_metadata
+
+    env_id = load_metadata(path).get("env_id")
+    if env_id is None:
+        raise ValueError(f"Pass env_id (--env): {path!r} has no metadata naming the environment it was trained on.")
+    return env_id
+
+
+def evaluate_policy(path, env_id=None, episodes=10, seed=0, episode_length=None):
+    """Returns of `episodes` episodes of the SavedModel policy at `path`.
+
+    Episode i is reset with seed `seed + i`; actions are clipped to the action
+    space. Raises `export.InvalidSavedModelError` (a ValueError naming what is
+    missing) if `path` is not a SavedModel exported by this package.
+
+    Args:
+        path: directory written by `keras-odetoode es` / `export_saved_model`.
+        env_id: gymnasium id; default: the one in the policy's metadata.
+        episodes: number of episodes (≥ 1).
+        seed: seed of the first episode.
+        episode_length: maximum steps; default: the training run's.
+
+    Returns:
+        float64 array of shape (episodes,).
+    """
+    os.environ.setdefault("MUJOCO_GL", "disable")
+    from keras_odetoode.export import load_serving
+
+    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
+        raise ValueError(f"episodes must be an integer ≥ 1. Received: episodes={episodes!r}")
+    serving = load_serving(path)
+    env_id = env_of(path, env_id)
+    length = episode_length or serving.metadata.get("config", {}).get("episode_length") or 1000
+    env = envs.make_env(env_id, max_episode_steps=length)
+    low, high = env.action_space.low.reshape(-1), env.action_space.high.reshape(-1)
+    returns = []
+    try:
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            total, done = 0.0, False
+            while not done:
+                action = np.clip(serving(np.asarray(obs, np.float32).reshape(1, -1))[0], low, high)
+                obs, reward, terminated, truncated, _ = env.step(action.astype(env.action_space.dtype))
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        env.close()
+    return np.asarray(returns, np.float64)

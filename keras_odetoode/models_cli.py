@@ -1,0 +1,525 @@
+"""`keras-odetoode mnistc`: train the classifier zoo on Corrupted MNIST, Tables 1–2 of the paper.
+
+Each cell of the grid (one corruption × one model) trains the model on the
+corruption's train split and evaluates it on its test split. The output
+directory holds:
+
+    results.json     finished cells and the configuration (written atomically)
+    table.md         test accuracy (%), rows corruptions, columns models
+    table.csv        the same numbers, machine-readable
+    runs/<corruption>/<model>/last.weights.h5   weights after the last epoch
+    runs/<corruption>/<model>/backup/           state of an unfinished cell
+    logs/<corruption>/<model>/                  TensorBoard (train, test)
+
+Run the command again with the same `--out` to resume. Cells already in results.json are
+skipped. An interrupted cell restarts from its last finished epoch
+(`keras.callbacks.BackupAndRestore`). Changed training settings (width, epochs, ...) are
+refused, so a table never mixes two configurations.
+
+Example:
+
+    keras-odetoode make-mnistc --mnist mnist.npz --out data/mnist_c
+    keras-odetoode mnistc --preset table1 --source local --data-dir data/mnist_c \\
+        --out results/table1
+"""
+
+import json
+import os
+import pathlib
+import time
+
+# The rows of Table 1 / Table 2 in the paper's order (its "11 variants").
+PAPER_CORRUPTIONS = (
+    "dotted_line",
+    "spatter",
+    "stripe",
+    "translate",
+    "rotate",
+    "scale",
+    "shear",
+    "motion_blur",
+    "glass_blur",
+    "shot_noise",
+    "identity",
+)
+
+DEFAULTS = dict(
+    models=("dense-1", "node", "nanode-1", "hypernet-1", "odetoode-1"),
+    corruptions="all",
+    width=128,
+    dropout=0.0,
+    epochs=100,
+)
+
+PRESETS = {
+    # Table 1: width 128, no dropout, 100 epochs.
+    "table1": dict(
+        models=(
+            "dense-1",
+            "dense-10",
+            "node",
+            "nanode-1",
+            "nanode-10",
+            "hypernet-1",
+            "hypernet-10",
+            "odetoode-1",
+            "odetoode-10",
+        ),
+        corruptions="paper",
+        width=128,
+        dropout=0.0,
+        epochs=100,
+    ),
+    # Table 2: width 256, dropout 0.1, 100 epochs.
+    "table2": dict(
+        models=(
+            "dense-1",
+            "dense-2",
+            "dense-4",
+            "node",
+            "nanode-1",
+            "nanode-2",
+            "nanode-4",
+            "hypernet-1",
+            "hypernet-2",
+            "hypernet-4",
+            "odetoode-1",
+            "odetoode-2",
+            "odetoode-4",
+        ),
+        corruptions="paper",
+        width=256,
+        dropout=0.1,
+        epochs=100,
+    ),
+}
+
+RESULTS_FILE = "results.json"
+# Settings that change what a cell learns: a resumed run must match them all.
+TRAINING_KEYS = (
+    "width",
+    "dropout",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "step_size",
+    "seed",
+    "projection",
+    "max_train_examples",
+    "source",
+)
+
+
+def _comma_list(text):
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def register(subparsers):
+    """Add the `mnistc` sub-command to an argparse `subparsers` object."""
+    parser = subparsers.add_parser(
+        "mnistc",
+        help="Train the classifier zoo on Corrupted MNIST (paper Tables 1-2).",
+        description=(
+            "Train each model on each MNIST-C corruption's train split, evaluate it on "
+            "the test split, and write the test-accuracy table laid out like the "
+            "paper's Table 1 (rows corruptions, columns models) as markdown and CSV. "
+            "Run it again with the same --out to resume."
+        ),
+        epilog="--corruptions, --models, --epochs, --width and --dropout take the preset's value when left out.",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help=(
+            "The paper's grid: table1 = width 128, no dropout, Dense-1/10, NODE, "
+            "NANODE-1/10, HyperNet-1/10, ODEtoODE-1/10; table2 = width 256, dropout "
+            "0.1, k in 1/2/4; both 100 epochs on the paper's 11 corruptions."
+        ),
+    )
+    parser.add_argument(
+        "--corruptions",
+        default=None,
+        metavar="LIST",
+        help=(
+            "Comma-separated MNIST-C configs, or 'all' (the 16 configs) or 'paper' "
+            f"(the 11 rows of Table 1). Default: {DEFAULTS['corruptions']}."
+        ),
+    )
+    parser.add_argument(
+        "--models",
+        default=None,
+        metavar="LIST",
+        help=(
+            "Comma-separated model names: dense-K, node, nanode-K, hypernet-K, "
+            f"odetoode-K. Default: {','.join(DEFAULTS['models'])}."
+        ),
+    )
+    parser.add_argument("--epochs", type=int, default=None, help=f"Default: {DEFAULTS['epochs']}.")
+    parser.add_argument("--width", type=int, default=None, help=f"Hidden width w. Default: {DEFAULTS['width']}.")
+    parser.add_argument(
+        "--dropout", type=float, default=None, help=f"Dropout rate before the head. Default: {DEFAULTS['dropout']}."
+    )
+    parser.add_argument("--batch-size", type=int, default=128, help="Default: 128.")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="RiemannianAdam step size. Default: 1e-3.")
+    parser.add_argument("--step-size", type=float, default=0.01, help="h of the ODE blocks on [0, 1]. Default: 0.01.")
+    parser.add_argument(
+        "--projection",
+        choices=("dense", "stiefel"),
+        default="dense",
+        help="Input map 784 -> w (see keras_odetoode.models). Default: dense.",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="Seed of the initializers, dropout and shuffle. Default: 0."
+    )
+    parser.add_argument(
+        "--max-train-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Train on the first N examples of each train split (default: all).",
+    )
+    parser.add_argument(
+        "--source", choices=("tfds", "local"), default="tfds", help="Where MNIST-C comes from. Default: tfds."
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=pathlib.Path,
+        default=None,
+        metavar="DIR",
+        help="TFDS data directory, or the root of the local MNIST-C layout (make-mnistc).",
+    )
+    parser.add_argument("--out", type=pathlib.Path, required=True, metavar="DIR", help="Output directory.")
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="Keras verbosity: 1 progress bars, 2 one line per epoch, 0 silent.",
+    )
+    parser.set_defaults(func=mnistc_command)
+
+
+def resolve_corruptions(spec):
+    """Corruption names from "all", "paper" or a list/comma-separated string of config names."""
+    from keras_odetoode.data import CORRUPTION_NAMES
+
+    names = _comma_list(spec) if isinstance(spec, str) else list(spec)
+    if names == ["all"]:
+        return list(CORRUPTION_NAMES)
+    if names == ["paper"]:
+        return list(PAPER_CORRUPTIONS)
+    if not names:
+        raise ValueError(f"No corruption given. Received: corruptions={spec!r}. Expected: 'all', 'paper' or names")
+    unknown = [name for name in names if name not in CORRUPTION_NAMES]
+    if unknown:
+        raise ValueError(
+            f"Unknown corruption. Received: {', '.join(unknown)}. "
+            f"Expected 'all', 'paper' or some of: {', '.join(CORRUPTION_NAMES)}"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"A corruption is listed twice. Received: corruptions={spec!r}")
+    return names
+
+
+def resolve_models(spec):
+    """Canonical model names ("odetoode-1", "node", ...) from a list or comma-separated string."""
+    from keras_odetoode import models
+
+    names = _comma_list(spec) if isinstance(spec, str) else list(spec)
+    if not names:
+        raise ValueError(f"No model given. Received: models={spec!r}")
+    canonical = [models.model_name(*models.parse_model_name(name)) for name in names]
+    if len(set(canonical)) != len(canonical):
+        raise ValueError(f"A model is listed twice. Received: models={spec!r}")
+    return canonical
+
+
+def _resolve(args):
+    preset = PRESETS.get(args.preset, {})
+
+    def value(key):  # the command line, else the preset, else the default
+        given = getattr(args, key)
+        return given if given is not None else preset.get(key, DEFAULTS[key])
+
+    config = dict(
+        corruptions=resolve_corruptions(value("corruptions")),
+        models=resolve_models(value("models")),
+        width=value("width"),
+        dropout=value("dropout"),
+        epochs=value("epochs"),
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        step_size=args.step_size,
+        seed=args.seed,
+        projection=args.projection,
+        max_train_examples=args.max_train_examples,
+        source=args.source,
+        data_dir=None if args.data_dir is None else str(args.data_dir),
+        preset=args.preset,
+    )
+    return config
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+
+
+def _write_atomic(path, text):
+    """Write `text` to a temporary file beside `path`, then rename it into place."""
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def load_results(out):
+    """The results record of an output directory: {"config": ..., "cells": ...}, or None."""
+    path = pathlib.Path(out) / RESULTS_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def cell_key(corruption, model):
+    return f"{corruption}/{model}"
+
+
+def _corruption_title(name):
+    return name.replace("_", " ").title()
+
+
+def format_tables(corruptions, models, cells, caption=""):
+    """The test-accuracy table as (markdown, csv) text, laid out like the paper's Table 1.
+
+    Rows are corruptions and columns models; values are test accuracy in %
+    with two decimals. The best value of each row is bold in markdown. A cell
+    not finished yet is "–" (markdown) or empty (CSV).
+    """
+    from keras_odetoode.models import display_name
+
+    def value(corruption, model):
+        cell = cells.get(cell_key(corruption, model))
+        return None if cell is None else 100.0 * cell["test_accuracy"]
+
+    header = "| Models | " + " | ".join(display_name(model) for model in models) + " |"
+    lines = [header, "|---" * (len(models) + 1) + "|"]
+    csv = ["corruption," + ",".join(models)]
+    for corruption in corruptions:
+        values = [value(corruption, model) for model in models]
+        rounded = [None if v is None else round(v, 2) for v in values]
+        best = max((v for v in rounded if v is not None), default=None)
+        texts = [
+            "–" if v is None else (f"**{v:.2f}**" if v == best else f"{v:.2f}")
+            for v in rounded
+        ]
+        lines.append(f"| {_corruption_title(corruption)} | " + " | ".join(texts) + " |")
+        csv.append(corruption + "," + ",".join("" if v is None else f"{v:.2f}" for v in values))
+    markdown = "\n".join(lines) + "\n"
+    if caption:
+        markdown += f"\n{caption}\n"
+    return markdown, "\n".join(csv) + "\n"
+
+
+def _caption(config, cells, corruptions, models):
+    done = sum(cell_key(c, m) in cells for c in corruptions for m in models)
+    rows = ", ".join(corruptions) if len(corruptions) < 4 else f"{len(corruptions)} MNIST-C configs"
+    epochs = f"{config['epochs']} epoch" + ("s" if config["epochs"] != 1 else "")
+    train = "all" if config["max_train_examples"] is None else f"the first {config['max_train_examples']}"
+    return (
+        f"Test accuracy (%) on {rows}; width {config['width']}, dropout {config['dropout']}, {epochs}, "
+        f"batch {config['batch_size']}, RiemannianAdam lr {config['learning_rate']}, "
+        f"h = {config['step_size']}, {config['projection']} projection, seed {config['seed']}, "
+        f"{train} training examples. Best of each row in bold. {done}/{len(corruptions) * len(models)} cells done."
+    )
+
+
+def _train_dataset(config, corruption):
+    import tensorflow as tf
+
+    from keras_odetoode.data import load_mnist_corrupted
+
+    common = dict(batch_size=config["batch_size"], data_dir=config["data_dir"], source=config["source"])
+    limit = config["max_train_examples"]
+    if limit is None:
+        return load_mnist_corrupted(corruption, "train", shuffle_seed=config["seed"], **common)
+    # The subset is fixed (the first N in file order); only its order changes per epoch.
+    subset = load_mnist_corrupted(corruption, "train", shuffle=False, **common).unbatch().take(limit).cache()
+    # `unbatch` loses the size; Keras wants it to count the steps of the first epoch.
+    size = int(subset.reduce(0, lambda count, _: count + 1))
+    subset = subset.apply(tf.data.experimental.assert_cardinality(size))
+    subset = subset.shuffle(size, seed=config["seed"], reshuffle_each_iteration=True)
+    return subset.batch(config["batch_size"]).prefetch(tf.data.AUTOTUNE)
+
+
+def _test_dataset(config, corruption):
+    from keras_odetoode.data import load_mnist_corrupted
+
+    return load_mnist_corrupted(
+        corruption, "test", batch_size=config["batch_size"], data_dir=config["data_dir"], source=config["source"]
+    )
+
+
+def tensorboard_available():
+    """Whether `tf.summary` can write events (TensorFlow ≥ 2.21 no longer installs `tensorboard`)."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def _train_cell(config, corruption, model_name, out, verbose):
+    import keras
+    import tensorflow as tf
+
+    from keras_odetoode.models import build_classifier, compile_classifier
+
+    run_dir = out / "runs" / corruption / model_name
+    log_dir = out / "logs" / corruption / model_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config["seed"])
+    model = build_classifier(
+        model_name,
+        width=config["width"],
+        dropout=config["dropout"],
+        step_size=config["step_size"],
+        seed=config["seed"],
+        projection=config["projection"],
+    )
+    compile_classifier(model, config["learning_rate"])
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "last.weights.h5"), save_weights_only=True),
+    ]
+    tensorboard = tensorboard_available()
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(log_dir), write_graph=False))
+    train = _train_dataset(config, corruption)
+    start = time.perf_counter()
+    history = model.fit(train, epochs=config["epochs"], callbacks=callbacks, verbose=verbose, shuffle=False)
+    seconds = time.perf_counter() - start
+    metrics = model.evaluate(_test_dataset(config, corruption), verbose=0, return_dict=True)
+    if tensorboard:
+        with tf.summary.create_file_writer(str(log_dir / "test")).as_default():
+            tf.summary.scalar("epoch_accuracy", metrics["accuracy"], step=config["epochs"] - 1)
+            tf.summary.scalar("epoch_loss", metrics["loss"], step=config["epochs"] - 1)
+    last = {key: float(values[-1]) for key, values in history.history.items() if values}
+    return dict(
+        test_accuracy=float(metrics["accuracy"]),
+        test_loss=float(metrics["loss"]),
+        train_accuracy=last.get("accuracy"),
+        train_loss=last.get("loss"),
+        epochs=config["epochs"],
+        epochs_this_session=len(history.history.get("loss", [])),
+        train_seconds_this_session=round(seconds, 2),
+        params=int(model.count_params()),
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+
+
+def _check_config(config):
+    for key in ("width", "epochs", "batch_size"):
+        _check_positive_int(key, config[key])
+    if config["max_train_examples"] is not None:
+        _check_positive_int("max_train_examples", config["max_train_examples"])
+    if not 0.0 <= config["dropout"] < 1.0:
+        raise ValueError(f"dropout must be in [0, 1). Received: dropout={config['dropout']!r}")
+    if not config["learning_rate"] > 0:
+        raise ValueError(f"learning_rate must be > 0. Received: learning_rate={config['learning_rate']!r}")
+    if config["source"] == "local" and config["data_dir"] is None:
+        raise ValueError("--source local reads the MNIST-C layout from --data-dir. Received: no --data-dir")
+    from keras_odetoode.layers import num_steps_of
+
+    num_steps_of(config["step_size"], 1.0)
+
+
+def _preflight(config):
+    """Fail before any training if a model does not build or a corruption's data are missing."""
+    from keras_odetoode.models import build_classifier
+
+    for model_name in config["models"]:
+        build_classifier(model_name, width=config["width"], dropout=config["dropout"], step_size=config["step_size"])
+    for corruption in config["corruptions"]:
+        _test_dataset(config, corruption)
+
+
+def run_grid(config, out, verbose=1, log=print):
+    """Train and evaluate every (corruption, model) cell of `config`, resuming from `out`.
+
+    Args:
+        config: as built by the `mnistc` command: corruptions, models,
+            width, dropout, epochs, batch_size, learning_rate, step_size,
+            seed, projection, max_train_examples, source, data_dir, preset.
+        out: output directory (see the module docstring for its layout).
+        verbose: Keras `fit` verbosity.
+        log: where progress lines go.
+
+    Returns:
+        The results record: {"config": ..., "cells": {"corruption/model": ...}}.
+
+    Raises:
+        ValueError: for bad settings, or when `out` holds results made with
+            different training settings.
+    """
+    _check_config(config)
+    out = pathlib.Path(out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    training = {key: config[key] for key in TRAINING_KEYS}
+    record = load_results(out) or {"version": 1, "training": training, "cells": {}}
+    if record["training"] != training:
+        changed = {k: (record["training"].get(k), v) for k, v in training.items() if record["training"].get(k) != v}
+        raise ValueError(
+            f"{out / RESULTS_FILE} was made with other training settings; a resumed table must not mix them. "
+            "Received (recorded → now): "
+            + ", ".join(f"{k}={old!r} → {new!r}" for k, (old, new) in changed.items())
+            + ". Use another --out, or the recorded settings."
+        )
+    record["last_invocation"] = {key: config[key] for key in ("corruptions", "models", "data_dir", "preset")}
+    _preflight(config)
+    if not tensorboard_available():
+        log("mnistc: TensorBoard logs need the `tensorboard` package (pip install tensorboard); training without them")
+    corruptions, models = config["corruptions"], config["models"]
+    cells = record["cells"]
+
+    def save():
+        _write_atomic(out / RESULTS_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        markdown, csv = format_tables(corruptions, models, cells, _caption(config, cells, corruptions, models))
+        _write_atomic(out / "table.md", markdown)
+        _write_atomic(out / "table.csv", csv)
+
+    save()
+    total = len(corruptions) * len(models)
+    for index, (corruption, model_name) in enumerate(((c, m) for c in corruptions for m in models), 1):
+        key = cell_key(corruption, model_name)
+        if key in cells:
+            log(f"[{index}/{total}] {key}: done before ({100 * cells[key]['test_accuracy']:.2f}%), skipped")
+            continue
+        log(f"[{index}/{total}] {key}: training {config['epochs']} epochs")
+        cells[key] = _train_cell(config, corruption, model_name, out, verbose)
+        save()
+        cell = cells[key]
+        log(
+            f"[{index}/{total}] {key}: test accuracy {100 * cell['test_accuracy']:.2f}% "
+            f"({cell['train_seconds_this_session']:.0f} s, {cell['params']:,} parameters)"
+        )
+    log(f"Table: {out / 'table.md'} and {out / 'table.csv'}")
+    return record
+
+
+def mnistc_command(args):
+    """Run `mnistc` from parsed arguments; returns the exit status."""
+    try:
+        config = _resolve(args)
+        log_config = {k: v for k, v in config.items() if k not in ("corruptions", "models")}
+        print(f"mnistc: {len(config['corruptions'])} corruptions x {len(config['models'])} models; {log_config}")
+        run_grid(config, args.out, verbose=args.verbose)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"keras-odetoode mnistc: error: {error}") from error
+    return 0

@@ -1,0 +1,182 @@
+"""Batched rollouts, environments and local backends of the ES engine."""
+
+import functools
+import os
+
+os.environ.setdefault("MUJOCO_GL", "disable")
+
+import gymnasium
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_odetoode.es import backends, envs, policies, rollouts, trainer
+from keras_odetoode.es import strategy as es
+
+
+class ScriptedEnv(gymnasium.Env):
+    """Reward = action[0] (after clipping); episode of 1 + seed % 5 steps; NaN reward
+    at step 2 when seed % 7 == 3. Observations (t, a₀, a₁)."""
+
+    observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float64)
+    action_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.limit, self.poison, self.t = 1 + seed % 5, seed % 7 == 3, 0
+        return np.zeros(3), {}
+
+    def step(self, action):
+        assert np.all(np.abs(action) <= 1.0), "actions must arrive clipped"
+        self.t += 1
+        reward = float("nan") if self.poison and self.t == 2 else float(action[0])
+        return np.array([self.t, action[0], action[1]], np.float64), reward, self.t >= self.limit, False, {}
+
+
+def make_scripted(max_episode_steps=3):
+    return gymnasium.wrappers.TimeLimit(ScriptedEnv(), max_episode_steps)
+
+
+class CrashOnceWrapper(gymnasium.Wrapper):
+    """Kills its process at step 5 — once: the first process to create `marker` dies."""
+
+    def __init__(self, env, marker):
+        super().__init__(env)
+        self.marker, self.t = marker, 0
+
+    def reset(self, **kwargs):
+        self.t = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        self.t += 1
+        if self.t == 5:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+                os._exit(3)
+            except FileExistsError:
+                pass
+        return self.env.step(action)
+
+
+def make_swimmer_crashing_once(marker, max_episode_steps=30):
+    return CrashOnceWrapper(envs.make_env("Swimmer-v5", max_episode_steps), marker)
+
+
+small_odetoode = functools.partial(policies.build_policy, "odetoode", 8, 2, hidden=6, seed=0)
+scripted_policy = functools.partial(policies.build_policy, "odetoode", 3, 2, hidden=4, seed=1)
+
+
+def member(population, m):
+    return {k: v[m] for k, v in population.items()}
+
+
+@pytest.mark.parametrize("name", policies.POLICIES)
+def test_batched_policy_equals_each_members_keras_model(name):
+    model = policies.build_policy(name, 5, 3, hidden=6, depth=3, seed=0)
+    policy = rollouts.PopulationPolicy(model)
+    strategy = es.RiemannianES(policy.specs, num_perturbations=4, sigma=0.1)
+    population, _ = strategy.ask(strategy.init(policy.get_params(), seed=0))
+    population = {k: v.astype(np.float32) for k, v in population.items()}
+    x = np.random.default_rng(0).standard_normal((4, 7, 5)).astype(np.float32)
+    batched = policy.forward(population, x).numpy()
+    worker = rollouts.RolloutWorker(lambda: None, lambda: model)
+    params = {k: tf.constant(v) for k, v in population.items()}
+    mean, variance = np.full(5, 0.3, np.float32), np.full(5, 2.0, np.float32)
+    stepped = worker._act(params, worker._prepare(params), x[:, 0, :], mean, variance).numpy()
+    for m in range(4):
+        policy.set_params(member(population, m))
+        np.testing.assert_allclose(batched[m], model(x[m]).numpy(), atol=1e-5, rtol=1e-5)
+        reference = model((x[m, :1] - mean) / np.sqrt(variance)).numpy()[0]
+        np.testing.assert_allclose(stepped[m], reference, atol=1e-5, rtol=1e-5)
+
+
+def test_rollouts_stop_finished_members_clip_actions_and_flag_nonfinite():
+    worker = rollouts.RolloutWorker(make_scripted, scripted_policy)
+    policy = worker.policy
+    strategy = es.RiemannianES(policy.specs, num_perturbations=14, sigma=0.1)
+    population, _ = strategy.ask(strategy.init(policy.get_params(), seed=0))
+    seeds = np.arange(14)
+    result = worker.run(population, seeds, np.zeros(3), np.ones(3), max_steps=10)
+    model = policy.model
+    call = tf.function(model)  # reads the variables: one trace serves every member
+    out_of_bounds = False
+    for m, seed in enumerate(seeds):  # reference: one member, one Keras model, one env
+        policy.set_params(member(population, m))
+        env = make_scripted()
+        obs, _ = env.reset(seed=int(seed))
+        total, steps, poisoned = 0.0, 0, False
+        while True:
+            raw = call(obs[None].astype(np.float32)).numpy()[0]
+            out_of_bounds |= bool(np.any(np.abs(raw) > 1.0))
+            action = np.clip(raw, -1.0, 1.0)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            if not np.isfinite(reward):
+                poisoned = True
+                break
+            total, steps = total + reward, steps + 1
+            if terminated or truncated:
+                break
+        assert result.nonfinite[m] == poisoned
+        assert result.lengths[m] == steps == (min(1 + seed % 5, 3) if not poisoned else 1)
+        if not poisoned:
+            np.testing.assert_allclose(result.returns[m], total, atol=1e-5)
+        else:
+            assert np.isnan(result.returns[m])
+    assert result.nonfinite.sum() == 1  # seed 3; seed 10 ends at step 1, before its NaN
+    assert out_of_bounds  # so clipping was exercised (ScriptedEnv.step asserts it happened)
+    np.testing.assert_array_equal(result.obs_count, result.lengths + result.nonfinite)
+
+
+def test_unknown_env_id_says_how_to_list_ids():
+    with pytest.raises(ValueError, match=r"Swimmer-v4x.*pprint_registry"):
+        envs.make_env("Swimmer-v4x")
+
+
+def test_discrete_spaces_are_rejected_clearly():
+    with pytest.raises(ValueError, match=r"action space must be a gymnasium.spaces.Box.*CartPole-v1.*Discrete"):
+        envs.make_env("CartPole-v1")
+
+
+def test_dm_control_dict_observations_are_flattened():
+    info = envs.env_info("dm_control/swimmer-swimmer6-v0")
+    env = envs.make_env("dm_control/swimmer-swimmer6-v0", max_episode_steps=3)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (info.obs_dim,) and info.act_dim == 5
+    for _ in range(3):
+        *_, terminated, truncated, _ = env.step(np.zeros(5))
+    assert truncated
+    env.close()
+
+
+def test_worker_processes_match_in_process_bitwise_and_survive_a_crash(tmp_path):
+    """2 local processes, one of which dies mid-episode, give the in-process results."""
+    marker = str(tmp_path / "crashed")
+    env_fn = functools.partial(make_swimmer_crashing_once, marker)
+    config = trainer.ESConfig("Swimmer-v5", perturbations=6, episode_length=30, seed=3)
+    policy = rollouts.PopulationPolicy(small_odetoode())
+    strategy = config.strategy(policy.specs)
+    state = strategy.init(policy.get_params(), seed=config.seed)
+    stats = rollouts.normalization.ObsStats.empty(8)
+
+    with backends.ProcessBackend(env_fn, small_odetoode, workers=2) as backend:
+        outputs = [trainer.es_iteration(strategy, state, stats, backend, config)]
+        assert backend.restarts == 1 and os.path.exists(marker)
+        outputs.append(trainer.es_iteration(strategy, *outputs[0][:2], backend, config))  # frozen → updated stats
+    with backends.InProcessBackend(env_fn, small_odetoode) as backend:
+        reference = [trainer.es_iteration(strategy, state, stats, backend, config)]
+        reference.append(trainer.es_iteration(strategy, *reference[0][:2], backend, config))
+    for (s1, o1, r1, _), (s2, o2, r2, _) in zip(outputs, reference):
+        np.testing.assert_array_equal(r1.returns, r2.returns)
+        np.testing.assert_array_equal(r1.lengths, r2.lengths)
+        np.testing.assert_array_equal(o1.mean, o2.mean)
+        for name in s1.params:
+            np.testing.assert_array_equal(s1.params[name], s2.params[name])
+    assert np.all(r2.lengths == 30)
+
+
+def test_split_population_is_contiguous_and_complete():
+    assert backends.split_population(7, 3) == [(0, 2), (2, 5), (5, 7)]
+    assert backends.split_population(2, 5) == [(0, 1), (1, 2)]
+    with pytest.raises(ValueError, match="Received: backend='spark'"):
+        backends.make_backend("spark", make_scripted, scripted_policy)
