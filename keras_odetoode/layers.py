@@ -36,6 +36,12 @@ def get_activation(name):
         ) from None
 
 
+def _auto_name(prefix):
+    """Keras-style unique default name ("odetoode", "odetoode_1", ...)."""
+    uid = keras.backend.get_uid(prefix)
+    return prefix if uid == 1 else f"{prefix}_{uid - 1}"
+
+
 def _check_choice(argument, value, allowed):
     if value not in allowed:
         raise ValueError(f"Unknown {argument}. Expected one of {tuple(allowed)}. Received: {argument}={value!r}")
@@ -270,6 +276,7 @@ class ODEtoODE(NonAutonomousODE):
     ):
         _check_choice("flow", flow, flows_lib.ORTHOGONAL_FLOWS)
         num_gates = manifolds.check_integer("num_gates", num_gates, 1)
+        kwargs.setdefault("name", _auto_name("odetoode"))
         _check_choice("integrator", integrator, ("lie_euler", "rkmk4"))
         manifolds.check_retraction(retraction)
         options = dict(integrator=integrator, retraction=retraction, w0=w0, seed=seed, dtype=kwargs.get("dtype"))
@@ -333,6 +340,7 @@ class HyperNetODE(NonAutonomousODE):
     """
 
     def __init__(self, num_gates=1, hidden_units=16, step_size=0.04, horizon=1.0, activation="abs", solver="euler", use_bias=True, seed=None, **kwargs):
+        kwargs.setdefault("name", _auto_name("hypernet_ode"))
         flow = flows_lib.HyperFlow(
             num_gates=num_gates, hidden_units=hidden_units, seed=seed, name="flow", dtype=kwargs.get("dtype")
         )
