@@ -39,6 +39,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_odetoode.atomic import write_text_atomic
+
 SIGNATURE_KEY = "serving_default"
 SAVED_MODEL_FILENAME = "saved_model.pb"
 METADATA_FILENAME = "metadata.json"
@@ -187,7 +189,7 @@ def export_saved_model(
             record = _merge_metadata(record, metadata)
             text = _to_json(record)
             archive.write_out(staging, verbose=False)
-        _write_text_atomic(os.path.join(staging, METADATA_FILENAME), text)
+        write_text_atomic(os.path.join(staging, METADATA_FILENAME), text + "\n")
         _move_into_place(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -478,21 +480,6 @@ def _to_json(value):
         return json.dumps(value, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ValueError(f"metadata must be JSON-serialisable with finite numbers: {error}") from error
-
-
-def _write_text_atomic(path, text):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _move_into_place(staging, path):

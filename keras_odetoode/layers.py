@@ -48,6 +48,15 @@ def _check_choice(argument, value, allowed):
     return value
 
 
+def rk4_step(x, h, field_start, field_mid, field_end):
+    """Classic RK4 step of ẋ = g_t(x), given g at t, t + h/2 and t + h."""
+    k1 = field_start(x)
+    k2 = field_mid(x + 0.5 * h * k1)
+    k3 = field_mid(x + 0.5 * h * k2)
+    k4 = field_end(x + h * k3)
+    return x + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+
+
 def num_steps_of(step_size, horizon):
     """N = T / h, or a ValueError if h ≤ 0, T ≤ 0 or h does not divide T."""
     for name, value in (("step_size", step_size), ("horizon", horizon)):
@@ -209,11 +218,7 @@ class NonAutonomousODE(_ParamsMixin, keras.layers.Layer):
                 x = x + h * field(weights[i], x)
             else:
                 w0, w_half, w1 = weights[2 * i - 2], weights[2 * i - 1], weights[2 * i]
-                k1 = field(w0, x)
-                k2 = field(w_half, x + 0.5 * h * k1)
-                k3 = field(w_half, x + 0.5 * h * k2)
-                k4 = field(w1, x + h * k3)
-                x = x + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+                x = rk4_step(x, h, lambda y: field(w0, y), lambda y: field(w_half, y), lambda y: field(w1, y))
             states.append(x)
         return tf.stack(states) if return_states else x
 
@@ -419,11 +424,7 @@ class NeuralODE(_ParamsMixin, keras.layers.Layer):
             if self.solver == "euler":
                 x = x + h * g(x)
             else:
-                k1 = g(x)
-                k2 = g(x + 0.5 * h * k1)
-                k3 = g(x + 0.5 * h * k2)
-                k4 = g(x + h * k3)
-                x = x + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+                x = rk4_step(x, h, g, g, g)
             states.append(x)
         return tf.stack(states) if return_states else x
 

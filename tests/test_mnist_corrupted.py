@@ -290,20 +290,6 @@ def test_a_config_does_not_depend_on_the_others_generated(digits, tmp_path):
     assert not np.array_equal(read("a", "train")[:50], read("a", "test"))
 
 
-def test_interrupted_write_keeps_the_old_file(tmp_path):
-    path = tmp_path / "test_images.npy"
-    np.save(path, np.arange(3))
-
-    def write_then_fail(file):
-        np.save(file, np.arange(5))
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        M._write_atomic(path, write_then_fail)
-    np.testing.assert_array_equal(np.load(path), np.arange(3))
-    assert [p.name for p in tmp_path.iterdir()] == ["test_images.npy"]
-
-
 def test_make_mnistc_cli(digits, tmp_path, capsys):
     def argv(out):
         return [

@@ -15,7 +15,6 @@ models take them (§5.2).
 """
 
 import json
-import os
 import pathlib
 import zlib
 
@@ -23,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_odetoode import __version__
+from keras_odetoode.atomic import write_atomic
 from keras_odetoode.data import corruptions as corruptions_lib
 
 CORRUPTION_NAMES = corruptions_lib.CORRUPTION_NAMES
@@ -245,24 +245,6 @@ def load_mnist_corrupted(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _write_atomic(path, write):
-    """Call `write(file)` on a temporary file beside `path`, then rename it into place.
-
-    Readers never see a partly written file, and an interrupted run leaves
-    the previous file intact.
-    """
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
 def _check_mnist_split(name, images, labels):
     images = np.asarray(images)
     labels = np.asarray(labels)
@@ -350,10 +332,10 @@ def make_mnist_c(train, test, out_dir, corruptions=None, seed=0, progress=True):
                     rng = block_rng(seed, name, split, block)
                     out[part, ..., 0] = corrupt(images[part], seed=rng)
                     bar.update(len(images[part]))
-                _write_atomic(
+                write_atomic(
                     folder / f"{split}_images.npy", lambda file: np.save(file, out)
                 )
-                _write_atomic(
+                write_atomic(
                     folder / f"{split}_labels.npy", lambda file: np.save(file, labels)
                 )
     record = out_dir / "generation.json"
@@ -365,5 +347,5 @@ def make_mnist_c(train, test, out_dir, corruptions=None, seed=0, progress=True):
     )
     info.setdefault("configs", {}).update({name: {"seed": seed} for name in names})
     text = json.dumps(info, indent=2, sort_keys=True) + "\n"
-    _write_atomic(record, lambda file: file.write(text.encode()))
+    write_atomic(record, lambda file: file.write(text.encode()))
     return out_dir

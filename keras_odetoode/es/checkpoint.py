@@ -13,10 +13,11 @@ import io
 import json
 import os
 import re
-import tempfile
 import zipfile
 
 import numpy as np
+
+from keras_odetoode.atomic import write_atomic
 
 from keras_odetoode.es.normalization import ObsStats
 from keras_odetoode.es.strategy import ESState
@@ -137,17 +138,7 @@ def save(directory, checkpoint, keep=3):
     path = checkpoint_path(directory, checkpoint.state.iteration)
     buffer = io.BytesIO()
     np.savez(buffer, **_to_arrays(checkpoint))
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomic(path, lambda f: f.write(buffer.getvalue()))
     for old in list_checkpoints(directory)[:-keep]:
         os.remove(old)
     return path
