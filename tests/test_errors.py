@@ -5,7 +5,6 @@ import re
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_odetoode import integrators, layers, manifolds
 
