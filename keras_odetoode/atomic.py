@@ -9,6 +9,13 @@ import os
 import tempfile
 
 
+def default_mode(directory=False):
+    """The permissions a plain `open`/`mkdir` would give under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def write_atomic(path, write, binary=True):
     """Call `write(file)` on a temporary file beside `path`, then move it into place.
 
@@ -25,6 +32,7 @@ def write_atomic(path, write, binary=True):
             write(file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, default_mode())  # mkstemp makes it private (0600)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

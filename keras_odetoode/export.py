@@ -39,7 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_odetoode.atomic import write_text_atomic
+from keras_odetoode.atomic import default_mode, write_text_atomic
 
 SIGNATURE_KEY = "serving_default"
 SAVED_MODEL_FILENAME = "saved_model.pb"
@@ -176,6 +176,7 @@ def export_saved_model(
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(path))}.export-", dir=parent)
+    os.chmod(staging, default_mode(directory=True))  # mkdtemp makes it private (0700)
     try:
         with folded_parameter_flows(model) as folded:
             archive = keras.export.ExportArchive()

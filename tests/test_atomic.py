@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from keras_odetoode.atomic import write_atomic, write_text_atomic
+import os
+
+from keras_odetoode.atomic import default_mode, write_atomic, write_text_atomic
 
 
 def test_interrupted_write_keeps_the_old_file(tmp_path):
@@ -27,3 +29,9 @@ def test_completed_writes_replace_the_file(tmp_path):
     write_text_atomic(tmp_path / "b.txt", "ODEtoODE ✓\n")
     assert (tmp_path / "b.txt").read_text(encoding="utf-8") == "ODEtoODE ✓\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "b.txt"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    write_text_atomic(tmp_path / "c.json", "{}")
+    assert os.stat(tmp_path / "c.json").st_mode & 0o777 == default_mode()
+    assert default_mode() & 0o444 == 0o444  # readable by everyone under a usual umask
