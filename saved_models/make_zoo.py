@@ -44,7 +44,7 @@ def write_card(entry, card):
         f"| task | {card['task']} |",
         f"| model | {card['model']} |",
         f"| score | **{score['mean']:.2f} ± {score['std']:.2f}** {score['metric']} ({score['how']}) |",
-        f"| parameters | {card['parameters']:,} |",
+        f"| trainable parameters | {card['parameters']:,} |",
         f"| size on disk | {card['size_bytes'] / 1e6:.2f} MB |",
         f"| trained | {card['date']} |",
         f"| data | {card['data']} |",
@@ -85,14 +85,19 @@ def make_policy(args):
     metadata = load_metadata(entry)
     returns = evaluate_policy(entry, episodes=args.episodes, seed=args.seed)
     env_id = metadata["env_id"]
+    kwargs = metadata["config"]["policy_kwargs"]
+    hidden, flow = kwargs.get("hidden", 16), kwargs.get("flow", "isospectral")
     card = {
         "name": args.name,
         "kind": "policy",
         "description": args.description
         or f"ISO-ODEtoODE policy (Eq. 5: Ω₂ ∘ ODEtoODE ∘ Ω₁, hidden 16, h = 0.04) for {env_id}, trained by Riemannian ES.",
         "task": env_id,
-        "model": f"{metadata.get('model_class', 'policy')}, parameter flow folded into constants",
-        "parameters": int(metadata.get("parameters") or _count_parameters(metadata)),
+        "model": (
+            f"observation normalization → StiefelDense Ω₁ ({metadata['obs_dim']}→{hidden}) → ODEtoODE "
+            f"({flow}, h = 0.04, N = 25) → StiefelDense Ω₂ ({hidden}→{metadata['act_dim']}); parameter flow folded"
+        ),
+        "parameters": _count_parameters(metadata),
         "score": {
             "metric": "episode return",
             "how": f"mean ± std over {args.episodes} episodes, reset seeds {args.seed}…{args.seed + args.episodes - 1}",
@@ -117,7 +122,7 @@ def _count_parameters(metadata):
     import keras
 
     model = keras.saving.deserialize_keras_object(metadata["model_config"])
-    return model.count_params()
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
 def make_classifier(args):
