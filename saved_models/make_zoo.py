@@ -15,6 +15,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -55,6 +56,10 @@ def write_card(entry, card):
         card["train_command"],
         "```",
         "",
+    ]
+    if os.path.isfile(os.path.join(entry, "learning_curve.png")):
+        lines += ["![learning curve: returns per ES iteration](learning_curve.png)", ""]
+    lines += [
         "## How it was scored",
         "",
         "```bash",
@@ -82,6 +87,9 @@ def make_policy(args):
 
     entry = os.path.join(HERE, args.name)
     subprocess.run([sys.executable, "-m", "keras_odetoode.cli", "export", args.source, entry, "--policy", "best"], check=True)
+    curve = os.path.join(args.source, "learning_curve.png")
+    if os.path.isfile(curve):
+        shutil.copyfile(curve, os.path.join(entry, "learning_curve.png"))
     metadata = load_metadata(entry)
     returns = evaluate_policy(entry, episodes=args.episodes, seed=args.seed)
     env_id = metadata["env_id"]

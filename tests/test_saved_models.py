@@ -1,0 +1,47 @@
+"""Every model in saved_models/ loads and reproduces the score its card states."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_odetoode.export import load_serving
+
+ZOO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
+ENTRIES = sorted(d for d in os.listdir(ZOO) if os.path.isfile(os.path.join(ZOO, d, "card.json")))
+REQUIRED = {"swimmer_odetoode", "halfcheetah_odetoode", "mnist_odetoode1"}
+
+
+def _card(name):
+    with open(os.path.join(ZOO, name, "card.json")) as f:
+        return json.load(f)
+
+
+def test_the_zoo_has_the_promised_models_and_stays_small():
+    assert REQUIRED <= set(ENTRIES)
+    total = 0
+    for name in ENTRIES:
+        card = _card(name)
+        readme = open(os.path.join(ZOO, name, "README.md")).read()
+        assert f"{card['score']['mean']:.2f}" in readme and card["train_command"] in readme
+        total += card["size_bytes"]
+    assert total < 10e6
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_card_score_is_reproduced(name):
+    card = _card(name)
+    path = os.path.join(ZOO, name)
+    if card["kind"] == "policy":
+        from keras_odetoode.es import evaluate_policy
+
+        recorded = np.array(card["score"]["per_episode"][:2])
+        returns = evaluate_policy(path, episodes=2, seed=card["score"]["seed"])
+        np.testing.assert_allclose(returns, recorded, rtol=1e-3, atol=1e-3)
+    else:
+        digits = np.load(os.path.join(path, "eval_digits.npz"))
+        x = digits["images"].reshape(len(digits["images"]), -1).astype("float32") / 255.0
+        predictions = load_serving(path)(x).argmax(1)
+        accuracy = 100 * np.mean(predictions == digits["labels"])
+        assert accuracy == pytest.approx(card["score"]["mean"], abs=1e-9)
