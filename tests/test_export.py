@@ -430,3 +430,13 @@ def test_cli_refuses_unsupported_sources(tmp_path):
         cli.main(["export", str(tmp_path), str(tmp_path / "out")])
     with pytest.raises(ValueError, match="NAME=NUMBER"):
         cli.main(["export", str(tmp_path / "a.keras"), str(tmp_path / "out"), "--result", "accuracy"])
+
+
+def test_evaluate_refuses_a_path_that_is_not_a_policy_of_this_package(exported, tmp_path):
+    with pytest.raises(export.InvalidSavedModelError, match="saved_model.pb"):
+        cli.main(["evaluate", str(tmp_path), "--env", "Swimmer-v5", "--episodes", "1"])
+    plain = tmp_path / "plain"
+    shutil.copytree(exported["path"], plain)
+    os.remove(plain / "metadata.json")
+    with pytest.raises(export.InvalidSavedModelError, match="metadata.json"):
+        cli.main(["evaluate", str(plain), "--env", "Swimmer-v5", "--episodes", "1"])
