@@ -27,6 +27,7 @@ setup(
         "keras>=3.3",
         "tensorflow-probability>=0.24",
         "tf-keras>=2.16",  # TFP imports it beside Keras 3
+        "tensorboard>=2.16",  # TensorFlow 2.21 no longer installs it; the logs need it
         "tensorflow-datasets>=4.9",
         "importlib_resources",  # TFDS downloads need it without declaring it
         "gymnasium[mujoco]>=1.0",

@@ -67,10 +67,10 @@ def main():
         values = centre[:, i - 1]
         lines.append(f"| {i} | " + " | ".join(f"{v:.1f}" for v in values) + f" | {values.mean():.1f} ± {values.std():.1f} |")
     lines += ["", f"Re-evaluation of each run's exported best policy ({args.episodes} fresh episodes, seeds 1000…):", "",
-              "| run | best training return (iteration) | re-evaluated mean ± std |", "|---|---|---|"]
+              "| run | best training return (ES updates before it) | re-evaluated mean ± std |", "|---|---|---|"]
     for run, p in zip(args.runs, progress):
         returns = evaluate_policy(os.path.join(run, "policy"), episodes=args.episodes, seed=1000)
-        best = int(np.argmax(p["reward_centre"])) + 1
+        best = int(np.argmax(p["reward_centre"]))  # row i evaluates the centre after i updates
         lines.append(f"| {os.path.basename(run.rstrip('/'))} | {p['reward_centre'].max():.1f} ({best}) | "
                      f"{returns.mean():.1f} ± {returns.std():.1f} |")
     text = "\n".join(lines) + f"\n\nCommand: `python {' '.join(sys.argv)}`\n"

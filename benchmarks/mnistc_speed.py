@@ -1,9 +1,14 @@
-"""MNIST-C speed: corruption generation (images/s) and the input pipeline (examples/s).
+"""MNIST-C speed: corruption generation (images/s), the input pipeline and model training (examples/s).
 
 Not a test. Times each of the 16 corruptions on `--num-images` digits (the
 issue's figure: 10,000 images x 15 corruptions + identity), then one epoch of
 `load_mnist_corrupted(..., source="local")` over a layout written from the same
-digits, shuffled (train) and in order (test).
+digits, shuffled (train) and in order (test). Then training examples/s of each
+classifier of Table 1 (`keras_odetoode.models`, width 128, h = 0.01), measured
+side by side: every round runs `fit` on the same batches for every model in
+turn, and the median round counts. Ratios are to Dense-1 and to NODE, and the
+input pipeline is compared with the fastest model (goal: at least 20x, so that
+the data never limit training).
 
     python benchmarks/mnistc_speed.py --mnist mnist-10k.npz
 
@@ -18,11 +23,19 @@ import time
 
 import numpy as np
 
+import keras
+import tensorflow as tf
+
 from keras_odetoode.data import CORRUPTIONS
 from keras_odetoode.data import load_mnist_corrupted
 from keras_odetoode.data import make_mnist_c
+from keras_odetoode.models import build_classifier
+from keras_odetoode.models import compile_classifier
+from keras_odetoode.models import display_name
 
 TEST_DIGITS = pathlib.Path(__file__).parents[1] / "tests" / "data" / "mnist-600.npz"
+TABLE1_MODELS = ("dense-1", "node", "nanode-1", "hypernet-1", "odetoode-1")
+PIPELINE_GOAL = 20.0
 
 
 def load_digits(path, n):
@@ -55,6 +68,46 @@ def pipeline_rate(root, split, batch_size, epochs):
     return count / (time.perf_counter() - start)
 
 
+def training_rates(images, labels, names, width, batch_size, batches, rounds, step_size, min_seconds=1.0):
+    """Training examples/s of each model on the same in-memory batches, measured interleaved.
+
+    `names` may carry ":stiefel" for the Stiefel projection. Each round times one
+    `fit` of every model in turn, over `batches` batches repeated until the fit
+    lasts about `min_seconds` (Dense-1 needs many repeats, or `fit`'s own
+    overhead dominates). Returns, per model, the median rate and the spread
+    (max/min time over rounds) as a noise figure.
+    """
+    n = batches * batch_size
+    reps = -(-n // len(images))
+    x = np.tile(images.reshape(len(images), -1), (reps, 1))[:n].astype("float32") / 255.0
+    y = np.tile(labels, reps)[:n].astype("int64")
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache()
+    for _ in dataset:  # fill the cache, so every model reads the same in-memory batches
+        pass
+    fitted = {}
+    for name in names:
+        model_name, _, projection = name.partition(":")
+        model = build_classifier(model_name, width=width, step_size=step_size, seed=0, projection=projection or "dense")
+        compile_classifier(model)
+        model.fit(dataset, epochs=1, verbose=0)  # trace
+        start = time.perf_counter()
+        model.fit(dataset, epochs=1, verbose=0)  # warm up, and size the timed fit
+        repeats = max(1, int(np.ceil(min_seconds / (time.perf_counter() - start))))
+        fitted[name] = (model, dataset.repeat(repeats), repeats * n)
+    times = {name: [] for name in names}
+    for _ in range(rounds):
+        for name, (model, data, _) in fitted.items():
+            start = time.perf_counter()
+            model.fit(data, epochs=1, verbose=0)
+            times[name].append(time.perf_counter() - start)
+    return {name: (fitted[name][2] / float(np.median(t)), max(t) / min(t)) for name, t in times.items()}
+
+
+def _label(name):
+    model_name, _, projection = name.partition(":")
+    return display_name(model_name) + (f" ({projection} projection)" if projection else "")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", type=pathlib.Path, default=TEST_DIGITS)
@@ -62,20 +115,29 @@ def main():
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--models", default=",".join(TABLE1_MODELS) + ",odetoode-1:stiefel",
+                        help="Classifiers to train; NAME:stiefel for the Stiefel projection.")
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--step-size", type=float, default=0.01)
+    parser.add_argument("--train-batches", type=int, default=20, help="Batches per timed fit.")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-generation", action="store_true", help="Skip timing the 16 corruptions.")
     args = parser.parse_args()
 
     images, labels = load_digits(args.mnist, args.num_images)
     print(f"{len(images)} digits from {args.mnist}; {os.cpu_count()} CPU cores visible")
-    print(f"\n{'corruption':<14} {'seconds':>8} {'images/s':>10}")
-    total = 0.0
-    for name, corruption in CORRUPTIONS.items():
-        seconds = best_time(lambda: corruption(images, seed=0), args.repeats)
-        total += seconds
-        print(f"{name:<14} {seconds:8.2f} {len(images) / seconds:10.0f}")
-    print(f"{'all 16':<14} {total:8.2f} {16 * len(images) / total:10.0f}")
-    full = 16 * 70_000 * total / (16 * len(images))
-    print(f"(a full 16-config MNIST-C, 70,000 digits each: about {full / 60:.1f} min)")
+    if not args.skip_generation:
+        print(f"\n{'corruption':<14} {'seconds':>8} {'images/s':>10}")
+        total = 0.0
+        for name, corruption in CORRUPTIONS.items():
+            seconds = best_time(lambda: corruption(images, seed=0), args.repeats)
+            total += seconds
+            print(f"{name:<14} {seconds:8.2f} {len(images) / seconds:10.0f}")
+        print(f"{'all 16':<14} {total:8.2f} {16 * len(images) / total:10.0f}")
+        full = 16 * 70_000 * total / (16 * len(images))
+        print(f"(a full 16-config MNIST-C, 70,000 digits each: about {full / 60:.1f} min)")
 
+    pipeline = {}
     with tempfile.TemporaryDirectory() as root:
         split = len(images) * 6 // 7
         make_mnist_c(
@@ -88,9 +150,37 @@ def main():
         print(f"\n{'input pipeline':<26} {'examples/s':>10}")
         for name in ("train", "test"):
             rate = pipeline_rate(root, name, args.batch_size, args.epochs)
+            pipeline[name] = rate
             order = "shuffled" if name == "train" else "in order"
             label = f"{name} ({order}), batch {args.batch_size}"
             print(f"{label:<26} {rate:10.0f}")
+
+    names = [name.strip() for name in args.models.split(",") if name.strip()]
+    rates = training_rates(
+        images, labels, names, args.width, args.batch_size, args.train_batches, args.rounds, args.step_size
+    )
+    print(
+        f"\ntraining (fit), width {args.width}, h = {args.step_size}, batch {args.batch_size}, "
+        f"{args.train_batches} batches (repeated to >= 1 s per fit) x {args.rounds} interleaved rounds, median; "
+        f"Keras {keras.__version__}, TensorFlow {tf.__version__}\n"
+    )
+    print("| model | examples/s | vs Dense-1 | vs NODE | input pipeline / model | max/min over rounds |")
+    print("|---|---|---|---|---|---|")
+    base = rates.get("dense-1", (float("nan"),))[0]
+    node = rates.get("node", (float("nan"),))[0]
+    for name, (rate, spread) in rates.items():
+        print(
+            f"| {_label(name)} | {rate:,.0f} | {rate / base:.3f}x | {rate / node:.2f}x | "
+            f"{pipeline['train'] / rate:.1f}x | {spread:.2f} |"
+        )
+    fastest = max(rates, key=lambda name: rates[name][0])
+    ratio = pipeline["train"] / rates[fastest][0]
+    verdict = "meets" if ratio >= PIPELINE_GOAL else "MISSES"
+    print(
+        f"\ninput pipeline (train, shuffled) / fastest model ({_label(fastest)}): "
+        f"{pipeline['train']:,.0f} / {rates[fastest][0]:,.0f} = {ratio:.1f}x "
+        f"({verdict} the goal of {PIPELINE_GOAL:.0f}x)"
+    )
 
 
 if __name__ == "__main__":

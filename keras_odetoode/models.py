@@ -20,12 +20,13 @@ N = 100 steps). Table 1: w = 128, no dropout; Table 2: w = 256, dropout 0.1.
 The projection is a plain `Dense(w)` (linear, with bias) for every model,
 ODEtoODE included. The paper compares "fully-connected variants of all
 models" (§5.2.2), so the projection and the head are kept identical and the
-table measures the block alone. `projection="stiefel"` gives ODEtoODE the
+table measures the block alone. `projection="stiefel"` gives the model the
 orthonormal input map Ω₁ ∈ ST(784, w) of Eq. 5 instead (`StiefelDense`), for
-ablations. It is not the default because, with `RiemannianAdam`, each step of a tall
+ablations. It is not the default because with `RiemannianAdam` every step of a tall
 784×w Stiefel kernel takes the exponential of a 784×784 skew generator
-(`manifolds.retract`). At w = 128 that makes the training step several times slower than the
-block itself (see benchmarks/mnistc_speed.py).
+(`manifolds.retract`). At w = 128 that retraction alone took 55 ms per step on 2 CPU cores.
+That is about a fifth of ODEtoODE-1's training step and some 40× Dense-1's whole step
+(benchmarks/mnistc_speed.py).
 
 A Dense-1 has a linear projection followed by one ReLU layer. Two linear maps compose to
 one, so it represents exactly the one-hidden-layer perceptron 784 → w → 10.

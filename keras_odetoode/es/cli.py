@@ -138,7 +138,7 @@ def run_es(args):
         "action_high": info.action_high,
     }
     trainer.export_policy(policy_fn, best["params"], best["obs_mean"], best["obs_variance"], export_dir, metadata)
-    print(f"Best centre reward {best['reward']:.3f} (iteration {best['iteration']}); "
+    print(f"Best centre reward {best['reward']:.3f} (after {best['iteration']} updates); "
           f"policy exported to {export_dir}", file=sys.stderr)
     return 0
 
