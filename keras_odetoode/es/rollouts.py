@@ -15,6 +15,7 @@ member's episode and flags it (the ES update then ranks it worst).
 """
 
 import dataclasses
+import time
 
 import keras
 import numpy as np
@@ -160,6 +161,8 @@ class RolloutWorker:
         self.policy = PopulationPolicy(policy_fn())
         self.jit_compile = bool(jit_compile)
         self.envs = []
+        #: seconds spent inside `env.reset`/`env.step` by the last `run`: the simulator floor
+        self.simulator_seconds = 0.0
         # One trace each, with the population axis left unknown: the same graph
         # serves every population size, so a member's actions do not depend on
         # how many other members share its worker.
@@ -226,6 +229,7 @@ class RolloutWorker:
         counts = np.zeros(size)
         sums = np.zeros((size, dim))
         sumsq = np.zeros((size, dim))
+        simulator_start = time.perf_counter()
         for i, env in enumerate(envs):
             o, _ = env.reset(seed=int(seeds[i]))
             o = np.asarray(o, np.float64).reshape(-1)
@@ -236,6 +240,7 @@ class RolloutWorker:
             if not np.isfinite(o).all():
                 nonfinite[i], active[i] = True, False
             obs[i] = o
+        simulator = time.perf_counter() - simulator_start
 
         for _ in range(int(max_steps)):
             running = np.flatnonzero(active)
@@ -250,10 +255,12 @@ class RolloutWorker:
             rewards = np.zeros(size)
             ended = np.zeros(size, bool)
             stepped = running[finite_action[running]]
+            simulator_start = time.perf_counter()
             for i in stepped:  # the simulator: the only per-member Python left
                 o, rewards[i], terminated, truncated, _ = envs[i].step(actions[i].reshape(space.shape))
                 obs[i] = np.reshape(o, -1)
                 ended[i] = terminated or truncated
+            simulator += time.perf_counter() - simulator_start
             # NaN/inf checks once per step for the whole population
             bad = np.zeros(size, bool)
             bad[running] = ~finite_action[running]
@@ -264,4 +271,5 @@ class RolloutWorker:
             nonfinite |= bad
             active &= ~(bad | ended)
         returns[nonfinite] = np.nan
+        self.simulator_seconds = simulator
         return RolloutResult(returns, lengths, nonfinite, counts, sums, sumsq)
