@@ -136,7 +136,7 @@ def main():
     parser.add_argument("--sigma", type=float, default=0.1)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--episode-length", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0, help="0: in-process; N: N worker processes")
     parser.add_argument("--out", default="benchmarks/results/fig2")
     args = parser.parse_args()
 
