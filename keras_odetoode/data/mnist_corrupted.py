@@ -62,6 +62,21 @@ def local_paths(root, corruption, split):
     return folder / f"{split}_images.npy", folder / f"{split}_labels.npy"
 
 
+def _check_labels(labels, count, what):
+    """`labels` as uint8 if they are `count` integer digits 0–9, else a ValueError about `what`."""
+    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"Bad {what}. Received: shape={labels.shape}, "
+            f"dtype={labels.dtype}. Expected: shape=({count},), an integer dtype"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(
+            f"Bad {what}. Received: values from {labels.min()} to "
+            f"{labels.max()}. Expected: digits 0 to 9"
+        )
+    return labels.astype(np.uint8)
+
+
 def read_local_split(root, corruption, split):
     """Read one split of the MNIST-C layout and check it.
 
@@ -94,17 +109,7 @@ def read_local_split(root, corruption, split):
             f"shape={images.shape}, dtype={images.dtype}. "
             "Expected: shape=(n, 28, 28, 1), dtype=uint8"
         )
-    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"Bad MNIST-C labels in {labels_path}. Received: shape={labels.shape}, "
-            f"dtype={labels.dtype}. Expected: shape=({len(images)},), an integer dtype"
-        )
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(
-            f"Bad MNIST-C labels in {labels_path}. Received: values from "
-            f"{labels.min()} to {labels.max()}. Expected: digits 0 to 9"
-        )
-    return images, labels.astype(np.uint8)
+    return images, _check_labels(labels, len(images), f"MNIST-C labels in {labels_path}")
 
 
 def _offline_advice(corruption):
@@ -253,17 +258,7 @@ def _check_mnist_split(name, images, labels):
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     corruptions_lib.check_images(images)
-    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"Bad MNIST {name} labels. Received: shape={labels.shape}, "
-            f"dtype={labels.dtype}. Expected: shape=({len(images)},), an integer dtype"
-        )
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(
-            f"Bad MNIST {name} labels. Received: values from {labels.min()} to "
-            f"{labels.max()}. Expected: digits 0 to 9"
-        )
-    return images, labels.astype(np.uint8)
+    return images, _check_labels(labels, len(images), f"MNIST {name} labels")
 
 
 def block_rng(seed, corruption, split, block):
