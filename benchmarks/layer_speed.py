@@ -1,7 +1,8 @@
 """Forward+backward time per batch: ODEtoODE against DeepResNet and a straightforward loop.
 
 Width 128, N = 100 steps (h = 0.01), batches 32 … 2048. Every model runs in one
-`tf.function` (no XLA: `tf.linalg.expm`'s gradient does not compile under XLA),
+`tf.function` (no XLA: `tf.linalg.expm`, the large-generator path of `manifolds.expm`,
+has a gradient that does not compile under XLA),
 measured interleaved in one process so the ratios are side by side.
 
     python benchmarks/layer_speed.py [--repeats 7] [--batches 32 128 512 2048]

@@ -72,7 +72,7 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
 
     Args:
         integrator: "lie_euler" (the paper's, Eq. 6) or "rkmk4".
-        retraction: "expm" (`tf.linalg.expm`) or "cayley".
+        retraction: "expm" (`manifolds.expm`) or "cayley".
         w0: optional (d, d) orthogonal matrix to start from instead of a Haar sample.
         seed: seed of the initializers.
     """
@@ -247,8 +247,9 @@ class GatedFlow(AbstractOrthogonalFlow):
         steps = self._integrator.exp(step_size * self.generators(params, np.arange(num_steps) * step_size))
         w = tf.convert_to_tensor(params["w0"], self.compute_dtype)
         trajectory = [w]
-        for i in range(num_steps):
-            w = _corrected(tf.matmul(w, steps[..., i, :, :]), i)
+        # unstack, not N slices: their gradients would be N dense (..., N, d, d) tensors
+        for i, step in enumerate(tf.unstack(steps, axis=-3)):
+            w = _corrected(tf.matmul(w, step), i)
             trajectory.append(w)
         return tf.stack(trajectory, axis=-3)
 
