@@ -215,6 +215,9 @@ class RolloutWorker:
         mean = tf.constant(np.asarray(obs_mean, np.float32))
         variance = tf.constant(np.asarray(obs_variance, np.float32))
         prepared = self._prepare(params)
+        # The concrete function, called with tensors: skips `tf.function`'s
+        # per-call argument binding (~250 µs here, ~3% of a k = 200 step).
+        act = self._act.get_concrete_function()
         self._ensure_envs(size)
         envs = self.envs[:size]
         space = envs[0].action_space
@@ -249,16 +252,16 @@ class RolloutWorker:
             counts[running] += 1
             sums[running] += obs[running]
             sumsq[running] += obs[running] ** 2
-            actions = self._act(params, prepared, obs.astype(np.float32), mean, variance).numpy()
+            actions = act(params, prepared, tf.constant(obs, tf.float32), mean, variance).numpy()
             finite_action = np.isfinite(actions).all(axis=1)
-            actions = np.clip(actions, low, high).astype(space.dtype)
+            actions = np.clip(actions, low, high).astype(space.dtype).reshape((size,) + space.shape)
             rewards = np.zeros(size)
             ended = np.zeros(size, bool)
             stepped = running[finite_action[running]]
             simulator_start = time.perf_counter()
             for i in stepped:  # the simulator: the only per-member Python left
-                o, rewards[i], terminated, truncated, _ = envs[i].step(actions[i].reshape(space.shape))
-                obs[i] = np.reshape(o, -1)
+                o, rewards[i], terminated, truncated, _ = envs[i].step(actions[i])
+                obs[i] = o.reshape(-1)
                 ended[i] = terminated or truncated
             simulator += time.perf_counter() - simulator_start
             # NaN/inf checks once per step for the whole population
