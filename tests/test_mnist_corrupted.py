@@ -97,6 +97,59 @@ def test_local_train_split_is_a_seeded_permutation(layout, digits):
     assert not np.array_equal(first, second)
 
 
+def test_each_epoch_is_a_new_permutation_repeated_by_the_seed(layout):
+    images, labels = M.read_local_split(layout, "identity", "train")
+    index = {row.tobytes(): i for i, row in enumerate(images.reshape(500, 784))}
+
+    def epochs(dataset, count=2):
+        orders = []
+        for _ in range(count):
+            x, y = stacked(dataset)
+            rows = np.round(x * 255).astype(np.uint8)
+            # Each image once, with its label, whatever the order.
+            order = np.array([index[row.tobytes()] for row in rows])
+            np.testing.assert_array_equal(np.sort(order), np.arange(500))
+            np.testing.assert_array_equal(y, labels[order])
+            orders.append(order)
+        return orders
+
+    def load(seed):
+        return M.load_mnist_corrupted(
+            "identity", "train", 128, layout, source="local", shuffle_seed=seed
+        )
+
+    first, second = epochs(load(3))
+    assert not np.array_equal(first, second)
+    # A fresh dataset with the same seed repeats the same sequence of orders.
+    again = epochs(load(3))
+    np.testing.assert_array_equal(again[0], first)
+    np.testing.assert_array_equal(again[1], second)
+    # Without a seed, every run has its own order.
+    assert not np.array_equal(epochs(load(None), 1)[0], epochs(load(None), 1)[0])
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("drop_remainder, steps", [(False, 4), (True, 3)])
+def test_cardinality_is_the_number_of_batches(layout, shuffle, drop_remainder, steps):
+    # Known, so Keras progress bars show each epoch's total.
+    dataset = M.load_mnist_corrupted(
+        "identity",
+        "train",
+        batch_size=128,
+        source="local",
+        data_dir=layout,
+        shuffle=shuffle,
+        drop_remainder=drop_remainder,
+    )
+    assert int(dataset.cardinality()) == steps
+    sizes = [len(x) for x, _ in batches(dataset)]
+    assert sizes == [128, 128, 128, 116][:steps]
+    assert dataset.element_spec[0].shape.as_list() == [
+        128 if drop_remainder else None,
+        784,
+    ]
+
+
 def test_shuffle_and_drop_remainder_options(layout):
     dataset = M.load_mnist_corrupted(
         "identity",
@@ -164,6 +217,18 @@ def test_tfds_mock_data_default_generator_runs_the_pipeline():
     assert x.shape == (10, 784) and x.dtype == np.float32
     assert 0.0 <= x.min() and x.max() <= 1.0
     assert y.dtype == np.int64 and 0 <= y.min() and y.max() <= 9
+
+
+def test_bad_tfds_split_raises_value_error():
+    def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
+        images = np.zeros((5, 28, 28), np.uint8)  # no channel axis
+        return tf.data.Dataset.from_tensor_slices(
+            {"image": images, "label": np.zeros(5, np.int64)}
+        )
+
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        with pytest.raises(ValueError, match=r"from TFDS.*shape=\(5, 28, 28\)"):
+            M.load_mnist_corrupted("fog", "test", download=True)
 
 
 def test_unprepared_tfds_fails_at_once_with_offline_advice(tmp_path):

@@ -11,7 +11,9 @@ Two sources give the same examples:
 
 Either way, examples are `(image, label)`: the image flattened to float32
 `(784,)` in [0, 1], the label an int64 digit, as the paper's fully connected
-models take them (§5.2).
+models take them (§5.2). The split is held in memory as uint8 (~47 MB for
+60,000 images) and batches are gathered from it by index, so the pipeline's
+work is per batch, never per example.
 """
 
 import json
@@ -32,8 +34,8 @@ IMAGE_SHAPE = (28, 28, 1)
 # Images per independently seeded generation block in `make_mnist_c`; part of
 # what a seed means, so changing it changes the generated data.
 GENERATION_BLOCK = 10_000
-# Shuffle buffer when a split's size is unknown: the largest MNIST-C split.
-_LARGEST_SPLIT = 60_000
+# Examples per batch when reading a TFDS split whole into memory.
+_TFDS_READ_BATCH = 10_000
 
 
 def _check_choice(name, value, choices):
@@ -101,15 +103,23 @@ def read_local_split(root, corruption, split):
                 "mnist_c.zip). Write it offline with `keras-odetoode make-mnistc "
                 f"--mnist MNIST.npz --out {pathlib.Path(root)}`."
             )
-    images = np.load(images_path)
-    labels = np.load(labels_path)
+    return _check_split(
+        np.load(images_path),
+        np.load(labels_path),
+        f"in {images_path}",
+        f"in {labels_path}",
+    )
+
+
+def _check_split(images, labels, images_origin, labels_origin):
+    """`(images, uint8 labels)` of an MNIST-C split; a ValueError naming the origin if not one."""
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
         raise ValueError(
-            f"Bad MNIST-C images in {images_path}. Received: "
+            f"Bad MNIST-C images {images_origin}. Received: "
             f"shape={images.shape}, dtype={images.dtype}. "
             "Expected: shape=(n, 28, 28, 1), dtype=uint8"
         )
-    return images, _check_labels(labels, len(images), f"MNIST-C labels in {labels_path}")
+    return images, _check_labels(labels, len(images), f"MNIST-C labels {labels_origin}")
 
 
 def _offline_advice(corruption):
@@ -122,7 +132,8 @@ def _offline_advice(corruption):
     )
 
 
-def _tfds_dataset(corruption, split, data_dir, download):
+def _tfds_split(corruption, split, data_dir, download):
+    """`(images, labels)` of a prepared TFDS split, read whole, as numpy arrays."""
     import tensorflow_datasets as tfds
 
     name = f"mnist_corrupted/{corruption}"
@@ -149,25 +160,89 @@ def _tfds_dataset(corruption, split, data_dir, download):
                 f"Could not download TFDS dataset {name}: {error}. "
                 + _offline_advice(corruption)
             ) from error
-    return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    # The whole split, in file order, read in a few large batches:
+    # `batch_size=-1` would batch by the size recorded in the dataset info,
+    # which may be missing (`tfds.testing.mock_data` has none, and TFDS then
+    # asks for a batch of sys.maxsize).
+    chunks = list(
+        tfds.as_numpy(
+            builder.as_dataset(
+                split=split,
+                batch_size=_TFDS_READ_BATCH,
+                as_supervised=True,
+                shuffle_files=False,
+            )
+        )
+    )
+    if chunks:
+        images = np.concatenate([x for x, _ in chunks])
+        labels = np.concatenate([y for _, y in chunks])
+    else:
+        images, labels = np.zeros((0,) + IMAGE_SHAPE, np.uint8), np.zeros(0, np.uint8)
+    where = f"from TFDS {name} ({split})"
+    return _check_split(images, labels, where, where)
 
 
-def _local_dataset(corruption, split, data_dir):
+def _local_split(corruption, split, data_dir):
     if data_dir is None:
         raise ValueError(
             'source="local" reads files from a directory. Received: data_dir=None. '
             "Expected: the directory of the MNIST-C layout "
             "(<data_dir>/<corruption>/{train,test}_{images,labels}.npy)"
         )
-    images, labels = read_local_split(data_dir, corruption, split)
-    # int64 labels, as TFDS's ClassLabel gives them.
-    return tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64)))
+    return read_local_split(data_dir, corruption, split)
 
 
-def _to_model_inputs(images, labels):
-    """A batch of uint8 (n, 28, 28, 1) images → float32 (n, 784) rows in [0, 1]."""
-    images = tf.reshape(tf.cast(images, tf.float32) / 255.0, (-1, 28 * 28))
-    return images, tf.cast(labels, tf.int64)
+def _batched_dataset(images, labels, batch_size, shuffle, shuffle_seed, drop_remainder):
+    """Batches of an in-memory split, each gathered by index and converted at once.
+
+    Shuffled, every epoch (every iteration of the dataset) draws a seed from
+    `tf.data.Dataset.random` and permutes all indices in one stateless op:
+    each example once per epoch, a new order each epoch, and the same
+    sequence of orders for the same seed. The work is per batch, none per
+    example: a tf.data element per example costs more in overhead (a few µs)
+    than the example itself.
+    """
+    count = len(images)
+    full = count // batch_size
+    steps = full if drop_remainder or count % batch_size == 0 else full + 1
+    # uint8 rows (4x smaller than float32); int64 labels, as TFDS's ClassLabel.
+    images = tf.constant(images.reshape(count, 28 * 28))
+    labels = tf.constant(labels.astype(np.int64))
+
+    def index_batches(order):
+        # Rows of the reshaped order: no function call per batch.
+        batches = tf.data.Dataset.from_tensor_slices(
+            tf.reshape(order[: full * batch_size], (full, batch_size))
+        )
+        if drop_remainder:
+            return batches
+        # The last, smaller batch (if any); as with `Dataset.batch`, the batch
+        # dimension is then None whatever the split's size.
+        rest = tf.data.Dataset.from_tensors(order[full * batch_size :])
+        return batches.concatenate(rest.take(steps - full))
+
+    if shuffle:
+        seeds = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True)
+        # The int64 pair of a stateless seed.
+        orders = seeds.batch(2, drop_remainder=True).take(1).map(
+            lambda seed: tf.random.experimental.stateless_shuffle(
+                tf.range(count, dtype=tf.int64), seed, alg="philox"
+            )
+        )
+        # `flat_map` hides the length; Keras shows it as the epoch's step total.
+        indices = orders.flat_map(index_batches).apply(
+            tf.data.experimental.assert_cardinality(steps)
+        )
+    else:
+        indices = index_batches(tf.range(count, dtype=tf.int64))
+
+    def gather(indices):
+        rows = tf.cast(tf.gather(images, indices), tf.float32) / 255.0
+        return rows, tf.gather(labels, indices)
+
+    dataset = indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def load_mnist_corrupted(
@@ -186,8 +261,13 @@ def load_mnist_corrupted(
     The supervised data of the paper (§5.2, "Corrupted MNIST"): examples are
     `(image, label)` with the image flattened to float32 `(784,)` in [0, 1] and
     an int64 label. Training data are shuffled over the whole split with
-    `shuffle_seed` (a new order each epoch, the same sequence of orders for the
-    same seed). Both sources yield identical batches for identical files.
+    `shuffle_seed` (each example once per epoch, a new order each epoch, the
+    same sequence of orders for the same seed); unshuffled data come in file
+    order. Both sources yield identical batches for identical files. The split
+    is read whole into memory as uint8 (~47 MB for 60,000 images); each batch
+    is gathered from it by index and converted at once, so the pipeline's cost
+    is per batch, not per example. The number of batches is known
+    (`dataset.cardinality()`), so Keras progress bars show the epoch's total.
 
     Args:
         corruption: a TFDS config name: one of `CORRUPTION_NAMES` (identity,
@@ -236,20 +316,12 @@ def load_mnist_corrupted(
     if shuffle is None:
         shuffle = split == "train"
     if source == "tfds":
-        dataset = _tfds_dataset(corruption, split, data_dir, download)
+        images, labels = _tfds_split(corruption, split, data_dir, download)
     else:
-        dataset = _local_dataset(corruption, split, data_dir)
-    if shuffle:
-        size = int(dataset.cardinality())
-        buffer = size if size > 0 else _LARGEST_SPLIT
-        # Shuffle the uint8 images, before they become 4x larger float32 rows.
-        dataset = dataset.shuffle(
-            buffer, seed=shuffle_seed, reshuffle_each_iteration=True
-        )
-    # Batch, then convert: one vectorized op per batch rather than one per image (~6x faster).
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.map(_to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+        images, labels = _local_split(corruption, split, data_dir)
+    return _batched_dataset(
+        images, labels, int(batch_size), shuffle, shuffle_seed, drop_remainder
+    )
 
 
 def _check_mnist_split(name, images, labels):
