@@ -141,9 +141,10 @@ def expm(a):
     a2 = tf.matmul(a, a)
     theta = tf.sqrt(tf.reduce_max(tf.reduce_sum(tf.abs(a2), axis=-2)))
     taylor = _taylor(a, a2, degree)
-    # The polynomial is evaluated outside the branches: a `tf.cond` branch
-    # holding a chain of adds is rewritten by Grappler into temporary
-    # variables whose names collide when several such branches run at once.
+    # The polynomial is evaluated outside the branches: with it inside
+    # `tf.switch_case` branches, Grappler rewrote its chains of adds into
+    # temporary variables whose names collided when several ran at once
+    # (AlreadyExistsError; `test_many_concurrent_expm_in_one_graph`).
     return tf.cond(tf.stop_gradient(theta) <= threshold, lambda: taylor, lambda: tf.linalg.expm(a))
 
 
