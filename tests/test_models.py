@@ -248,8 +248,10 @@ def _mnistc_args(data_dir, out, *extra):
 
 
 def test_cli_writes_the_table_and_resumes(tiny_mnistc, tmp_path, monkeypatch, capsys):
+    """--train-on each: every cell trains its model on the corruption's own train split."""
     out = tmp_path / "results"
-    assert cli.main(_mnistc_args(tiny_mnistc, out)) == 0
+    each = ("--train-on", "each")
+    assert cli.main(_mnistc_args(tiny_mnistc, out, *each)) == 0
 
     with open(out / "table.csv", newline="") as file:
         rows = list(csv.reader(file))
@@ -265,7 +267,8 @@ def test_cli_writes_the_table_and_resumes(tiny_mnistc, tmp_path, monkeypatch, ca
     record = json.loads((out / "results.json").read_text())
     assert set(record["cells"]) == {"identity/dense-1", "identity/odetoode-1", "stripe/dense-1", "stripe/odetoode-1"}
     cell = record["cells"]["stripe/odetoode-1"]
-    assert cell["epochs"] == 1 and cell["epochs_this_session"] == 1
+    assert cell["epochs"] == 1 and cell["epochs_this_session"] == 1 and cell["trained_on"] == "stripe"
+    assert record["cells"]["identity/odetoode-1"]["trained_on"] == "identity"
     assert 100 * cell["test_accuracy"] == pytest.approx(values[1, 1], abs=0.006)
     assert (out / "runs" / "stripe" / "odetoode-1" / "last.weights.h5").is_file()
     assert not (out / "runs" / "stripe" / "odetoode-1" / "backup").exists()  # removed once the cell finished
@@ -279,15 +282,69 @@ def test_cli_writes_the_table_and_resumes(tiny_mnistc, tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(models_cli, "_train_cell", no_training)
     capsys.readouterr()
-    assert cli.main(_mnistc_args(tiny_mnistc, out)) == 0
+    assert cli.main(_mnistc_args(tiny_mnistc, out, *each)) == 0
     assert capsys.readouterr().out.count("skipped") == 4
     assert json.loads((out / "results.json").read_text())["cells"] == record["cells"]
     with open(out / "table.csv", newline="") as file:
         assert list(csv.reader(file)) == rows
 
-    # Other training settings in the same directory are refused before any training.
+    # Other training settings in the same directory are refused before any training,
+    # the protocol among them.
     with pytest.raises(SystemExit, match=r"other training settings.*width=16 → 32"):
-        cli.main(_mnistc_args(tiny_mnistc, out, "--width", "32"))
+        cli.main(_mnistc_args(tiny_mnistc, out, *each, "--width", "32"))
+    with pytest.raises(SystemExit, match=r"other training settings.*train_on='each' → 'identity'"):
+        cli.main(_mnistc_args(tiny_mnistc, out))
+
+    # A record from before --train-on existed (no "train_on" key) was made per corruption.
+    del record["training"]["train_on"]
+    (out / "results.json").write_text(json.dumps(record))
+    assert cli.main(_mnistc_args(tiny_mnistc, out, *each)) == 0
+    assert capsys.readouterr().out.count("skipped") == 4
+
+
+def _evaluate_saved(path, data_dir, corruption):
+    """Test accuracy of the weights in `path` (a width-16 ODEtoODE-1 of `_mnistc_args`) on `corruption`."""
+    from keras_odetoode.data import load_mnist_corrupted
+
+    model = models.build_classifier("odetoode-1", width=16, step_size=FAST_STEP, seed=0)
+    models.compile_classifier(model, 1e-3)
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(str(path))
+    test = load_mnist_corrupted(corruption, "test", batch_size=128, source="local", data_dir=data_dir)
+    return model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+
+
+def test_cli_trains_once_on_clean_digits_and_tests_every_corruption(tiny_mnistc, tmp_path, monkeypatch, capsys):
+    """The default and the paper's protocol: one training on identity, every corruption's test split."""
+    out = tmp_path / "results"
+    args = _mnistc_args(tiny_mnistc, out)
+    args[args.index("--corruptions") + 1] = "stripe"
+    args[args.index("--models") + 1] = "odetoode-1"
+    assert cli.main(args) == 0
+    record = json.loads((out / "results.json").read_text())
+    assert record["training"]["train_on"] == "identity"
+    assert list(record["cells"]) == ["stripe/odetoode-1"]
+    cell = record["cells"]["stripe/odetoode-1"]
+    assert cell["trained_on"] == "identity"
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["identity"]  # trained on clean digits only
+    weights = out / "runs" / "identity" / "odetoode-1" / "last.weights.h5"
+    assert cell["test_accuracy"] == pytest.approx(_evaluate_saved(weights, tiny_mnistc, "stripe"), abs=1e-6)
+    assert "each model trained once on identity" in (out / "table.md").read_text()
+
+    # Another corruption added to the table: the trained model is evaluated on it, not trained again.
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a finished training was run again")
+
+    monkeypatch.setattr(keras.Model, "fit", no_fit)
+    capsys.readouterr()
+    args[args.index("--corruptions") + 1] = "identity,stripe"
+    assert cli.main(args) == 0
+    assert "evaluating the trained model, testing on identity" in capsys.readouterr().out
+    cells = json.loads((out / "results.json").read_text())["cells"]
+    assert cells["stripe/odetoode-1"] == cell
+    assert cells["identity/odetoode-1"]["train_loss"] == cell["train_loss"]
+    clean = _evaluate_saved(weights, tiny_mnistc, "identity")
+    assert cells["identity/odetoode-1"]["test_accuracy"] == pytest.approx(clean, abs=1e-6)
 
 
 def test_cli_resumes_an_interrupted_cell_from_its_backup(tiny_mnistc, tmp_path, monkeypatch):
@@ -340,6 +397,7 @@ def test_presets_set_the_papers_grids():
         "hypernet-1", "hypernet-10", "odetoode-1", "odetoode-10",
     ]  # fmt: skip
     assert table1["corruptions"] == list(models_cli.PAPER_CORRUPTIONS) and len(table1["corruptions"]) == 11
+    assert table1["train_on"] == "identity"
     table2 = models_cli._resolve(
         parser.parse_args(["mnistc", "--preset", "table2", "--epochs", "5", "--corruptions", "all", "--out", "x"])
     )
@@ -356,6 +414,7 @@ def test_presets_set_the_papers_grids():
         ("--models", "dense-1,Dense-1", "listed twice"),
         ("--epochs", "0", r"epochs must be a positive integer. Received: epochs=0"),
         ("--dropout", "1.5", r"dropout must be in \[0, 1\). Received: dropout=1.5"),
+        ("--train-on", "clean", r"Unknown training data. Received: train_on='clean'. Expected 'each' or one of: id"),
     ],
 )
 def test_cli_errors_say_what_was_received(flag, value, message, tmp_path):
