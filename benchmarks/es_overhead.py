@@ -3,7 +3,9 @@
 1. Overhead: one ES iteration (k perturbations + the centre, `--steps` steps,
    ODEtoODE hidden 16, in-process) against stepping the same number of
    environments the same number of steps with a constant action, and against
-   replaying the iteration's own actions in a plain loop (same physics).
+   replaying the iteration's own actions in a plain loop (same physics), and
+   against a plain-numpy ODEtoODE policy run on the same members in a plain
+   loop (`numpy_policy`, the simulator floor for a hand-written policy).
    Goal ≤ 1.10×.
 2. Scaling: the same ES iteration with 2 workers vs 1, for local processes and
    for Ray actors. Goal ≥ 1.7× (needs 2 otherwise idle cores).
@@ -19,12 +21,18 @@ import os
 import time
 
 os.environ.setdefault("MUJOCO_GL", "disable")
+# One BLAS thread (set before numpy loads), as every ES worker has one TF thread: on a
+# busy 2-core machine OpenBLAS's second thread stalls even 16×16 products (scipy's expm
+# in `numpy_policy`: ~1 ms a call on average instead of 12 µs).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import gymnasium as gym
 import numpy as np
+import scipy.linalg
 
+from keras_odetoode import flows
 from keras_odetoode.es import backends, envs, policies, rollouts, trainer
-from keras_odetoode.es.normalization import ObsStats
+from keras_odetoode.es.normalization import EPSILON, ObsStats
 
 
 def constant_action_seconds(env_fn, members, steps):
@@ -106,6 +114,100 @@ def es_iteration_seconds(backend, config, policy_fn, repeats=1):
     return min(times), int(result.lengths.sum())
 
 
+def es_members(config, policy_fn):
+    """The members and env seeds of the ES iteration that `es_iteration_seconds` times.
+
+    As `trainer.es_iteration` builds them from the same strategy, initial state
+    and seed: the k perturbations, then the centre, as {name: float64 array} each.
+    """
+    policy = rollouts.PopulationPolicy(policy_fn())
+    strategy = config.strategy(policy.specs)
+    state = strategy.init(policy.get_params(), seed=config.seed)
+    population, _ = strategy.ask(state)
+    k = strategy.num_perturbations
+    keys = np.arange(k) // 2 if strategy.antithetic else np.arange(k)
+    members = [{n: v[m] for n, v in population.items()} for m in range(k)]
+    if config.evaluate_centre:
+        members.append(dict(state.params))
+        keys = np.append(keys, k)
+    return members, rollouts.episode_seeds(state.seed, state.iteration, keys)
+
+
+def numpy_policy(params, step_size=0.04, horizon=1.0):
+    """The ODEtoODE policy of one member in plain numpy (float64): obs (d_obs,) → action (d_act,).
+
+    Isospectral flow, Lie–Euler with `scipy.linalg.expm`, computed once here
+    (W₀ … W_N, with the flow's polar corrections: a perturbed W₀ is off O(d)),
+    then per call a = Ω₂ x_N, xᵢ = xᵢ₋₁ + h|Wᵢ xᵢ₋₁ + b|, x₀ = Ω₁ s (Eq. 5).
+    Rows times kernels, as the layers: x Ω₁, x Wᵢᵀ, x Ω₂.
+    """
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    h, num_steps = step_size, round(horizon / step_size)
+    q, n, w = p["core/flow.q_matrix"], p["core/flow.n_matrix"], p["core/flow.w0"]
+    q, n = 0.5 * (q + q.T), 0.5 * (n + n.T)  # the symmetric parts, as the flow uses them
+    eye = np.eye(len(w))
+    kernels = []
+    for i in range(num_steps):
+        an = w.T @ q @ w @ n
+        w = w @ scipy.linalg.expm(h * (an - an.T))  # [WᵀQW, N] = AN − NA, NA = (AN)ᵀ
+        if (i + 1) % flows.POLAR_CORRECTION_INTERVAL == 0:
+            w = w @ (1.5 * eye - 0.5 * w.T @ w)
+        kernels.append(h * w.T)  # h|Wx + b| = |hWx + hb|, h > 0
+    hb = h * p.get("core/bias", 0.0)
+    omega_1, omega_2 = p["omega_1/kernel"], p["omega_2/kernel"]
+    b_1, b_2 = p.get("omega_1/bias", 0.0), p.get("omega_2/bias", 0.0)
+
+    def act(obs):
+        x = obs @ omega_1 + b_1
+        for kernel in kernels:
+            x = x + np.abs(x @ kernel + hb)
+        return x @ omega_2 + b_2
+
+    return act
+
+
+def check_numpy_policy(policy_fn, members, observations=4, atol=1e-5, seed=0):
+    """Assert that `numpy_policy` gives the Keras model's actions for each member (random observations)."""
+    policy = rollouts.PopulationPolicy(policy_fn())
+    core = policy.model.get_layer("core")
+    obs = np.random.default_rng(seed).standard_normal((observations, policy.input_dim))
+    for m, member in enumerate(members):
+        policy.set_params(member)
+        act = numpy_policy(member, core.step_size, core.horizon)
+        for s in obs:
+            expected = np.asarray(policy.model(s[None].astype(np.float32)))[0]
+            np.testing.assert_allclose(act(s), expected, rtol=0, atol=atol, err_msg=f"member {m}")
+
+
+def numpy_reference_seconds(env_fn, member_params, seeds, steps, obs_mean, obs_var, action_space,
+                            step_size=0.04, horizon=1.0):
+    """Run every member's episode with `numpy_policy` in a plain loop, member after member.
+
+    Per member: build its policy (the parameter flow, as ES does per rollout),
+    reset with its seed, step until terminated/truncated or `steps`, each step
+    normalising and clipping as `RolloutWorker.run`. One env, made outside the
+    timing. Returns (seconds, env steps).
+    """
+    env = env_fn()
+    mean = np.asarray(obs_mean, np.float64)
+    scale = np.maximum(np.sqrt(np.asarray(obs_var, np.float64)), EPSILON)
+    low, high = action_space.low, action_space.high
+    total = 0
+    start = time.perf_counter()
+    for params, seed in zip(member_params, seeds):
+        act = numpy_policy(params, step_size, horizon)
+        obs, _ = env.reset(seed=int(seed))
+        for _ in range(steps):
+            action = np.clip(act((obs - mean) / scale), low, high).astype(action_space.dtype)
+            obs, _, terminated, truncated, _ = env.step(action)
+            total += 1
+            if terminated or truncated:
+                break
+    seconds = time.perf_counter() - start
+    env.close()
+    return seconds, total
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="Swimmer-v5")
@@ -128,6 +230,16 @@ def main():
         simulator_seconds = backend.worker.simulator_seconds
     env_seconds = constant_action_seconds(env_fn, members, args.steps)
     replay = replay_seconds(env_fn, recorded_episodes(env_fn, policy_fn, config))
+    # The very members and seeds of the timed ES iteration (same strategy, state and seed),
+    # with its frozen normalisation: fresh statistics, mean 0 and variance 1.
+    member_params, seeds = es_members(config, policy_fn)
+    check_numpy_policy(policy_fn, [member_params[0], member_params[-1]])  # a perturbation and the centre
+    obs_mean, obs_var = ObsStats.empty(info.obs_dim).normalizer()
+    probe = env_fn()
+    space = probe.action_space
+    probe.close()
+    reference, reference_steps = numpy_reference_seconds(env_fn, member_params, seeds, args.steps, obs_mean, obs_var,
+                                                         space)
     print(f"{args.env}: k={args.perturbations}+1, {args.steps} steps, ODEtoODE hidden {args.hidden}")
     print(f"  overhead: ES {es_seconds:.2f}s vs env-only {env_seconds:.2f}s → ratio {es_seconds / env_seconds:.3f}× "
           f"(goal ≤ 1.10×; ES ran {steps} env steps, env-only {members * args.steps})")
@@ -136,6 +248,9 @@ def main():
     # iteration's own actions in a plain loop gives the simulator floor for the same physics.
     print(f"  overhead over replaying the same episodes' actions in a plain loop ({replay:.2f}s): "
           f"ratio {es_seconds / replay:.3f}× (goal ≤ 1.10×)")
+    print(f"  numpy reference policy, plain loop: {reference:.2f}s → ratio vs constant action "
+          f"{reference / env_seconds:.3f}× ({reference_steps} env steps, "
+          f"{1e6 * reference / reference_steps:.0f} µs each); ES / numpy reference: {es_seconds / reference:.3f}×")
     print(f"  (time inside env.reset/step during the ES iteration: {simulator_seconds:.2f}s)")
 
     if not args.no_scaling:
