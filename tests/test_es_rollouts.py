@@ -149,6 +149,27 @@ def test_dm_control_dict_observations_are_flattened():
     env.close()
 
 
+@pytest.mark.parametrize("chunks", [1, 2, 3])
+def test_a_members_episode_does_not_depend_on_how_the_population_is_split(chunks, monkeypatch):
+    """Bitwise: the whole population in one worker call against pieces of it, a lone member included.
+
+    The policy calls are pipelined in `PIPELINE_CHUNKS` chunks; a worker may hold
+    any number of members, 1 too, whose XLA program differs from a batch's.
+    """
+    monkeypatch.setattr(rollouts, "PIPELINE_CHUNKS", chunks)
+    worker = rollouts.RolloutWorker(functools.partial(envs.make_env, "Swimmer-v5", 20), small_odetoode)
+    strategy = es.RiemannianES(worker.policy.specs, num_perturbations=6, sigma=0.1)
+    population, _ = strategy.ask(strategy.init(worker.policy.get_params(), seed=0))
+    seeds = np.arange(6) + 11
+    mean, variance = np.full(8, 0.1), np.full(8, 2.0)
+    whole = worker.run(population, seeds, mean, variance, max_steps=20)
+    for piece in (slice(0, 1), slice(1, 4), slice(4, 6)):
+        part = worker.run({k: v[piece] for k, v in population.items()}, seeds[piece], mean, variance, 20)
+        np.testing.assert_array_equal(part.returns, whole.returns[piece])
+        np.testing.assert_array_equal(part.obs_sum, whole.obs_sum[piece])
+    assert np.all(whole.lengths == 20) and np.all(np.isfinite(whole.returns))
+
+
 def test_worker_processes_match_in_process_bitwise_and_survive_a_crash(tmp_path):
     """2 local processes, one of which dies mid-episode, give the in-process results."""
     marker = str(tmp_path / "crashed")

@@ -25,6 +25,9 @@ from keras_odetoode.es import normalization
 from keras_odetoode.es import strategy as strategy_lib
 
 SEPARATOR = "/"
+# Members per rollout are split into this many chunks, so that one chunk's policy
+# call runs while another chunk's environments step (`RolloutWorker.run`).
+PIPELINE_CHUNKS = 2
 
 
 def episode_seeds(seed, iteration, keys):
@@ -200,6 +203,12 @@ class RolloutWorker:
     def run(self, population, seeds, obs_mean, obs_variance, max_steps):
         """One episode for each of the P members.
 
+        The members are split into `PIPELINE_CHUNKS` contiguous chunks whose
+        policy calls are dispatched asynchronously: while TensorFlow computes
+        one chunk's actions (on another core), Python steps the other
+        chunk's environments. Each chunk is still one call per step for all
+        its members, and a member's actions do not depend on the split.
+
         Args:
             population: {name: (P, *shape)} parameter sets (cast to float32).
             seeds: (P,) environment reset seeds.
@@ -222,6 +231,20 @@ class RolloutWorker:
         envs = self.envs[:size]
         space = envs[0].action_space
         low, high = space.low.reshape(-1), space.high.reshape(-1)
+        # Chunks of at least 2 members, and a lone member evaluated twice: XLA compiles a
+        # population of 1 differently (its last bits differ), and a member's actions
+        # must not depend on how the population is split between workers and chunks.
+        num_chunks = max(1, min(PIPELINE_CHUNKS, size // 2))
+        bounds = np.linspace(0, size, num_chunks + 1).astype(int)
+        chunks = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        rows = [np.repeat(c, 2) if len(c) == 1 else c for c in chunks]
+        chunk_params = [
+            (
+                {k: tf.gather(v, r) for k, v in params.items()},
+                tf.nest.map_structure(lambda v, r=r: tf.gather(v, r), prepared),
+            )
+            for r in rows
+        ]
 
         dim = self.policy.input_dim
         obs = np.zeros((size, dim))
@@ -245,34 +268,55 @@ class RolloutWorker:
             obs[i] = o
         simulator = time.perf_counter() - simulator_start
 
-        for _ in range(int(max_steps)):
-            running = np.flatnonzero(active)
-            if running.size == 0:
-                break
-            counts[running] += 1
-            sums[running] += obs[running]
-            sumsq[running] += obs[running] ** 2
-            actions = act(params, prepared, tf.constant(obs, tf.float32), mean, variance).numpy()
-            finite_action = np.isfinite(actions).all(axis=1)
-            actions = np.clip(actions, low, high).astype(space.dtype).reshape((size,) + space.shape)
-            rewards = np.zeros(size)
-            ended = np.zeros(size, bool)
-            stepped = running[finite_action[running]]
-            simulator_start = time.perf_counter()
-            for i in stepped:  # the simulator: the only per-member Python left
-                o, rewards[i], terminated, truncated, _ = envs[i].step(actions[i])
-                obs[i] = o.reshape(-1)
-                ended[i] = terminated or truncated
-            simulator += time.perf_counter() - simulator_start
-            # NaN/inf checks once per step for the whole population
-            bad = np.zeros(size, bool)
-            bad[running] = ~finite_action[running]
-            bad[stepped] |= ~(np.isfinite(rewards[stepped]) & np.isfinite(obs[stepped]).all(axis=1))
-            good = stepped[~bad[stepped]]
-            returns[good] += rewards[good]
-            lengths[good] += 1
-            nonfinite |= bad
-            active &= ~(bad | ended)
+        def dispatch(c):
+            # A fresh float32 copy: TensorFlow may alias it, and `obs` changes while the call is queued.
+            x = tf.constant(np.array(obs[rows[c]], np.float32))
+            return act(*chunk_params[c], x, mean, variance)
+
+        synchronous = tf.config.experimental.get_synchronous_execution()
+        tf.config.experimental.set_synchronous_execution(False)
+        try:
+            pending = [dispatch(c) for c in range(len(chunks))]
+            for _ in range(int(max_steps)):
+                if not active.any():
+                    break
+                for c, members in enumerate(chunks):
+                    running = members[active[members]]
+                    if running.size == 0:
+                        continue
+                    counts[running] += 1
+                    sums[running] += obs[running]
+                    sumsq[running] += obs[running] ** 2
+                    actions = pending[c].numpy()
+                    finite_action = np.isfinite(actions).all(axis=1)
+                    actions = actions[: len(members)]
+                    actions = np.clip(actions, low, high).astype(space.dtype).reshape((len(members),) + space.shape)
+                    offset = members[0]
+                    stepped = running[finite_action[running - offset]]
+                    ended = np.zeros(size, bool)
+                    rewards = np.zeros(size)
+                    simulator_start = time.perf_counter()
+                    # the simulator: the only per-member Python left
+                    outcomes = [envs[i].step(a) for i, a in zip(stepped, actions[stepped - offset])]
+                    simulator += time.perf_counter() - simulator_start
+                    if outcomes:
+                        o, r, terminated, truncated, _ = zip(*outcomes)
+                        obs[stepped] = np.reshape(o, (len(stepped), dim))
+                        rewards[stepped] = r
+                        ended[stepped] = np.logical_or(terminated, truncated)
+                    # NaN/inf checks once per step for the whole chunk
+                    bad = np.zeros(size, bool)
+                    bad[running] = ~finite_action[running - offset]
+                    bad[stepped] |= ~(np.isfinite(rewards[stepped]) & np.isfinite(obs[stepped]).all(axis=1))
+                    good = stepped[~bad[stepped]]
+                    returns[good] += rewards[good]
+                    lengths[good] += 1
+                    nonfinite |= bad
+                    active &= ~(bad | ended)
+                    if active[members].any():
+                        pending[c] = dispatch(c)  # computed while the next chunk's envs step
+        finally:
+            tf.config.experimental.set_synchronous_execution(synchronous)
         returns[nonfinite] = np.nan
         self.simulator_seconds = simulator
         return RolloutResult(returns, lengths, nonfinite, counts, sums, sumsq)
