@@ -1,11 +1,15 @@
-"""Batched ES rollouts: a whole population of perturbed policies, one TF call per step.
+"""Batched ES rollouts: a whole population of perturbed policies, batched TF calls per step.
 
 `PopulationPolicy` wraps a Keras policy whose layers follow the package
 contract (`layer.param_dict()`, `layer.forward(params, x)` with an optional
 leading population axis P). Per rollout it computes the parameter flows of
 every member once (`layer.solver_weights(params)`: W₀ … W_N of all P members in
-one batched call), then per environment step runs only the main flow, for
-all members in one `tf.function` call.
+one batched call), then per environment step runs only the main flow, batched
+over the members in one compiled `tf.function`. That function is called once per
+step for each of `PIPELINE_CHUNKS` (2) contiguous chunks of the population,
+dispatched asynchronously so that one chunk's actions are computed on a second
+core while the other chunk's environments step (`PIPELINE_CHUNKS = 1`: one call
+per step for the whole population). Results do not depend on the chunking.
 
 `RolloutWorker` owns the environments (kept alive between iterations) and runs
 one episode per member: environments are stepped in a loop over the members
