@@ -2,6 +2,7 @@
 
 import functools
 import os
+import signal
 
 os.environ.setdefault("MUJOCO_GL", "disable")
 
@@ -201,3 +202,21 @@ def test_split_population_is_contiguous_and_complete():
     assert backends.split_population(2, 5) == [(0, 1), (1, 2)]
     with pytest.raises(ValueError, match="Received: backend='spark'"):
         backends.make_backend("spark", make_scripted, scripted_policy)
+
+
+def test_worker_processes_leave_ctrl_c_to_the_parent():
+    """SIGINT (Ctrl-C hits the whole process group) neither kills a worker process nor changes its results."""
+    config = trainer.ESConfig("Swimmer-v5", perturbations=2, episode_length=10, seed=0)
+    policy = rollouts.PopulationPolicy(small_odetoode())
+    strategy = config.strategy(policy.specs)
+    state = strategy.init(policy.get_params(), seed=config.seed)
+    stats = rollouts.normalization.ObsStats.empty(8)
+    env_fn = functools.partial(envs.make_env, "Swimmer-v5", 10)
+    with backends.ProcessBackend(env_fn, small_odetoode, workers=1) as backend:
+        assert backend.workers[0].wait_ready()
+        os.kill(backend.workers[0].process.pid, signal.SIGINT)
+        _, _, interrupted, _ = trainer.es_iteration(strategy, state, stats, backend, config)
+        assert backend.restarts == 0 and backend.workers[0].process.is_alive()
+    with backends.InProcessBackend(env_fn, small_odetoode) as backend:
+        _, _, reference, _ = trainer.es_iteration(strategy, state, stats, backend, config)
+    np.testing.assert_array_equal(interrupted.returns, reference.returns)

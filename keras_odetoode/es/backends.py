@@ -13,6 +13,7 @@ is evaluated again (same seeds, so the same result).
 import abc
 import multiprocessing
 import os
+import signal
 import traceback
 
 import numpy as np
@@ -79,6 +80,9 @@ class InProcessBackend(AbstractBackend):
 
 
 def _process_main(conn, env_fn, policy_fn, jit_compile):
+    # Ctrl-C reaches the whole process group. It is the parent's to handle (it saves a
+    # checkpoint, then stops its workers); a worker would only die with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("MUJOCO_GL", "disable")
     _limit_threads()
     try:
