@@ -1,0 +1,56 @@
+"""`benchmarks/mnistc_seeds.py` averages `mnistc` grids over seeds."""
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+BENCHMARK = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "mnistc_seeds.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("mnistc_seeds", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _grid(root, seed, accuracies):
+    root.mkdir()
+    cells = {key: {"test_accuracy": value} for key, value in accuracies.items()}
+    record = {
+        "training": {"seed": seed, "width": 16},
+        "cells": cells,
+        "last_invocation": {"corruptions": ["stripe", "identity"], "models": ["odetoode-1", "dense-1"]},
+    }
+    (root / "results.json").write_text(json.dumps(record))
+    return root
+
+
+def test_mean_and_std_per_cell_in_the_grids_order(tmp_path, capsys, monkeypatch):
+    seeds = _module()
+    a = _grid(tmp_path / "a", 0, {"identity/dense-1": 0.9, "identity/odetoode-1": 0.8,
+                                   "stripe/dense-1": 0.2, "stripe/odetoode-1": 0.4})  # fmt: skip
+    b = _grid(tmp_path / "b", 1, {"identity/dense-1": 0.7, "identity/odetoode-1": 0.8,
+                                   "stripe/dense-1": 0.1, "stripe/odetoode-1": 0.3})  # fmt: skip
+    accuracy, corruptions, models, used = seeds.aggregate([a, b])
+    assert corruptions == ["stripe", "identity"] and models == ["odetoode-1", "dense-1"] and used == [0, 1]
+    np.testing.assert_allclose(accuracy["identity"]["dense-1"], [90.0, 70.0])
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(a), str(b)])
+    seeds.main()
+    out = capsys.readouterr().out
+    assert "| Stripe | **35.00 ± 7.07** | 15.00 ± 7.07 |" in out
+    assert "| Identity | **80.00 ± 0.00** | **80.00 ± 14.14** |" in out  # a tie: both best
+    assert "ODEtoODE-1: best mean on 2 of 2 rows" in out
+
+
+def test_grids_that_differ_are_refused(tmp_path):
+    seeds = _module()
+    full = {"identity/dense-1": 0.9, "identity/odetoode-1": 0.8, "stripe/dense-1": 0.2, "stripe/odetoode-1": 0.4}
+    a = _grid(tmp_path / "a", 0, full)
+    with pytest.raises(ValueError, match="share a seed"):
+        seeds.aggregate([a, _grid(tmp_path / "b", 0, full)])
+    with pytest.raises(ValueError, match=r"not finished: no result for stripe/dense-1"):
+        seeds.aggregate([a, _grid(tmp_path / "c", 1, {k: v for k, v in full.items() if k != "stripe/dense-1"})])
