@@ -57,21 +57,12 @@ def best_time(fn, repeats):
     return min(times)
 
 
-def pipeline_rate(root, split, batch_size, epochs):
-    """Examples/s of `load_mnist_corrupted(..., source="local")`, read in-graph and by a Python loop.
+def _epoch_reader(dataset, steps):
+    """An epoch of `dataset` read as Keras's `fit` reads it: `next(iterator)` in a compiled loop.
 
-    Keras's `fit` makes a new iterator each epoch and takes every batch with
-    `next(iterator)` inside its compiled step; the in-graph rate reads the
-    dataset the same way (a `tf.function` looping over the epoch's steps), so
-    it is the pipeline's own throughput as training sees it. The Python loop
-    adds eager iteration's cost to every batch and is shown for reference.
-    Each is timed over `epochs` epochs after a warm-up epoch. Returns
-    `(in_graph, python_loop)`.
+    Returns a function that reads one epoch from a new iterator and returns
+    the number of examples read.
     """
-    dataset = load_mnist_corrupted(
-        "identity", split, batch_size=batch_size, source="local", data_dir=root
-    )
-    steps = int(dataset.cardinality())
 
     @tf.function
     def take_all(iterator):
@@ -81,25 +72,44 @@ def pipeline_rate(root, split, batch_size, epochs):
             count += tf.shape(images, out_type=tf.int64)[0]
         return count
 
+    return lambda: take_all(iter(dataset))
+
+
+def _rate(count_epoch, epochs):
+    """Examples/s of `count_epoch` over `epochs` epochs, after a warm-up epoch (tracing, pipeline start)."""
+    count_epoch()
+    count, start = 0, time.perf_counter()
+    for _ in range(epochs):
+        count += int(count_epoch())
+    return count / (time.perf_counter() - start)
+
+
+def pipeline_rate(root, split, batch_size, epochs):
+    """Examples/s of `load_mnist_corrupted(..., source="local")`, read in-graph and by a Python loop.
+
+    Keras's `fit` makes a new iterator each epoch and takes every batch with
+    `next(iterator)` inside its compiled step; the in-graph rate reads the
+    dataset the same way (`_epoch_reader`), so it is the pipeline's own
+    throughput as training sees it. The Python loop adds eager iteration's
+    cost to every batch and is shown for reference. Each is timed over
+    `epochs` epochs after a warm-up epoch. Returns `(in_graph, python_loop)`.
+    """
+    dataset = load_mnist_corrupted(
+        "identity", split, batch_size=batch_size, source="local", data_dir=root
+    )
+
     def count_in_python():
         count = 0
         for images, _ in dataset:
             count += int(images.shape[0])
         return count
 
-    rates = []
-    for count_epoch in (lambda: take_all(iter(dataset)), count_in_python):
-        count_epoch()  # warm-up epoch: traces, builds the pipeline
-        count = 0
-        start = time.perf_counter()
-        for _ in range(epochs):
-            count += int(count_epoch())
-        rates.append(count / (time.perf_counter() - start))
-    return tuple(rates)
+    in_graph = _epoch_reader(dataset, int(dataset.cardinality()))
+    return _rate(in_graph, epochs), _rate(count_in_python, epochs)
 
 
 def floor_rate(batch_size, steps, epochs):
-    """Examples/s of the same in-graph loop over the cheapest tf.data pipeline there is.
+    """Examples/s of the same in-graph reader over the cheapest tf.data pipeline there is.
 
     One constant float32 batch of the pipeline's shape, repeated and prefetched:
     no data are read, gathered or converted. What is left is tf.data's own cost
@@ -108,20 +118,7 @@ def floor_rate(batch_size, steps, epochs):
     """
     batch = (tf.zeros((batch_size, 28 * 28)), tf.zeros((batch_size,), tf.int64))
     dataset = tf.data.Dataset.from_tensors(batch).repeat(steps).prefetch(tf.data.AUTOTUNE)
-
-    @tf.function
-    def take_all(iterator):
-        count = tf.constant(0, tf.int64)
-        for _ in tf.range(steps):
-            images, _ = next(iterator)
-            count += tf.shape(images, out_type=tf.int64)[0]
-        return count
-
-    take_all(iter(dataset))
-    count, start = 0, time.perf_counter()
-    for _ in range(epochs):
-        count += int(take_all(iter(dataset)))
-    return count / (time.perf_counter() - start)
+    return _rate(_epoch_reader(dataset, steps), epochs)
 
 
 def training_rates(images, labels, names, width, batch_size, batches, rounds, step_size, min_seconds=1.0):

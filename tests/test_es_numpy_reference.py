@@ -1,23 +1,12 @@
 """The plain-numpy reference policy of `benchmarks/es_overhead.py` computes the Keras policy."""
 
 import functools
-import importlib.util
-import pathlib
 
 from keras_odetoode.es import envs, policies, trainer
 
-BENCHMARK = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "es_overhead.py"
 
-
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("es_overhead", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_numpy_policy_matches_keras_on_es_members():
-    es_overhead = _benchmark()
+def test_numpy_policy_matches_keras_on_es_members(load_benchmark):
+    es_overhead = load_benchmark("es_overhead")
     info = envs.env_info("Swimmer-v5")
     policy_fn = functools.partial(policies.build_policy, "odetoode", info.obs_dim, info.act_dim, hidden=4, seed=0)
     config = trainer.ESConfig("Swimmer-v5", perturbations=4, episode_length=10, seed=0)

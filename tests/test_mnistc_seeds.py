@@ -1,20 +1,9 @@
 """`benchmarks/mnistc_seeds.py` averages `mnistc` grids over seeds."""
 
-import importlib.util
 import json
-import pathlib
 
 import numpy as np
 import pytest
-
-BENCHMARK = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "mnistc_seeds.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("mnistc_seeds", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _grid(root, seed, accuracies):
@@ -29,8 +18,8 @@ def _grid(root, seed, accuracies):
     return root
 
 
-def test_mean_and_std_per_cell_in_the_grids_order(tmp_path, capsys, monkeypatch):
-    seeds = _module()
+def test_mean_and_std_per_cell_in_the_grids_order(tmp_path, capsys, monkeypatch, load_benchmark):
+    seeds = load_benchmark("mnistc_seeds")
     a = _grid(tmp_path / "a", 0, {"identity/dense-1": 0.9, "identity/odetoode-1": 0.8,
                                    "stripe/dense-1": 0.2, "stripe/odetoode-1": 0.4})  # fmt: skip
     b = _grid(tmp_path / "b", 1, {"identity/dense-1": 0.7, "identity/odetoode-1": 0.8,
@@ -46,8 +35,8 @@ def test_mean_and_std_per_cell_in_the_grids_order(tmp_path, capsys, monkeypatch)
     assert "ODEtoODE-1: best mean on 2 of 2 rows" in out
 
 
-def test_grids_that_differ_are_refused(tmp_path):
-    seeds = _module()
+def test_grids_that_differ_are_refused(tmp_path, load_benchmark):
+    seeds = load_benchmark("mnistc_seeds")
     full = {"identity/dense-1": 0.9, "identity/odetoode-1": 0.8, "stripe/dense-1": 0.2, "stripe/odetoode-1": 0.4}
     a = _grid(tmp_path / "a", 0, full)
     with pytest.raises(ValueError, match="share a seed"):
