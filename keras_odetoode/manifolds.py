@@ -234,6 +234,8 @@ def retract(w, g, step_size, retraction="expm"):
     of an n×n one (`_expm_low_rank`, `_cayley_low_rank`; 784×128: 256×256
     instead of 784×784; `benchmarks/retraction_speed.py`).
     """
+    w = tf.convert_to_tensor(w)
+    g = tf.convert_to_tensor(g, dtype=w.dtype)
     if not is_tall(w.shape):
         # The wide rule is the tall rule on the transposes (`skew_generator`).
         return _t(retract(_t(w), _t(g), step_size, retraction))
@@ -246,11 +248,68 @@ def retract(w, g, step_size, retraction="expm"):
     return polar_correction(tf.matmul(exp(-step_size * skew_generator(w, g)), w))
 
 
-def _expm_low_rank(w, g, step_size):
-    """expm(−η A) W for tall W (n×p) and A = G Wᵀ − W Gᵀ, through a 2p×2p exponential.
+#: Degrees m of the truncated series φ(X)Y = Σ_{k≤m} Xᵏ Y/(k+1)! in `_expm_low_rank`,
+#: the smallest one whose threshold holds ‖X‖₁ is summed.
+PHI_DEGREES = {tf.float32: (6, 10, 16), tf.float64: (8, 14, 24)}
 
-    A has rank ≤ 2p: with the QR factorisation [W G] = Q R (Q n×2p orthonormal,
-    R = [R_W R_G]), A = Q M Qᵀ with M = R_G R_Wᵀ − R_W R_Gᵀ ∈ Skew(2p), so
+
+def _expm_low_rank(w, g, step_size):
+    """expm(−η A) W for tall W (n×p) and A = G Wᵀ − W Gᵀ, through 2p×2p products.
+
+    With B = WᵀG, S = B − Bᵀ and G⊥ = G − W B, A = U Vᵀ for U = [W G⊥] and
+    Vᵀ = [S Wᵀ − G⊥ᵀ; Wᵀ], so expm(−ηA) W = W + U φ(−η VᵀU)(−η VᵀW) with
+    φ(X) = Σ Xᵏ/(k+1)!, VᵀU = [[S, −G⊥ᵀG⊥], [I, 0]] and VᵀW = [S; I]
+    (WᵀW = I, WᵀG⊥ = 0). The blocks are balanced by c = ‖G⊥ᵀG⊥‖₁^(−1/2)
+    (a similarity, which φ commutes with), and φ(X)Y is summed by Horner in
+    products of 2p×2p by 2p×p matrices. It stops at the smallest degree m
+    of `PHI_DEGREES` with ‖X‖₁ ≤ `taylor_threshold(m + 1)` (a bound on the
+    tail in any submultiplicative norm): exact to the unit roundoff. Larger
+    steps take `_expm_low_rank_qr`.
+    """
+    dtype = w.dtype
+    if dtype not in PHI_DEGREES:
+        return _expm_low_rank_qr(w, g, step_size)
+    x, y, basis = _low_rank_factors(w, g, step_size)
+    degrees = PHI_DEGREES[dtype]
+    unit_roundoff = float(np.finfo(dtype.as_numpy_dtype).eps) / 2
+    thresholds = tf.constant([taylor_threshold(m + 1, unit_roundoff) for m in degrees], dtype)
+    theta = tf.reduce_max(tf.reduce_sum(tf.abs(x), axis=-2))
+    branch = tf.reduce_sum(tf.cast(theta > thresholds, tf.int32))  # len(degrees): beyond all of them
+    branches = [lambda m=m: w + tf.matmul(basis, _phi_series(x, y, m)) for m in degrees]
+    return tf.switch_case(branch, branches + [lambda: _expm_low_rank_qr(w, g, step_size)])
+
+
+def _low_rank_factors(w, g, step_size):
+    """X (2p×2p), Y (2p×p) and the basis U D (n×2p) of `_expm_low_rank`, balanced."""
+    p = w.shape[-1]
+    b = tf.matmul(w, g, transpose_a=True)
+    g_perp = g - tf.matmul(w, b)
+    s = b - _t(b)
+    gram = tf.matmul(g_perp, g_perp, transpose_a=True)
+    tiny = float(np.finfo(w.dtype.as_numpy_dtype).tiny)
+    root = tf.sqrt(tf.maximum(tf.reduce_max(tf.reduce_sum(tf.abs(gram), axis=-2), axis=-1), tiny))
+    root = root[..., tf.newaxis, tf.newaxis]  # 1/c
+    eye = tf.eye(p, batch_shape=tf.shape(w)[:-2], dtype=w.dtype)
+    x = -step_size * tf.concat(
+        [tf.concat([s, -gram / root], axis=-1), tf.concat([eye * root, tf.zeros_like(eye)], axis=-1)], axis=-2
+    )
+    y = -step_size * tf.concat([s, eye * root], axis=-2)
+    return x, y, tf.concat([w, g_perp / root], axis=-1)
+
+
+def _phi_series(x, y, degree):
+    """Σ_{k≤m} Xᵏ Y/(k+1)! by Horner: m products of X with a 2p×p block."""
+    f = y / math.factorial(degree + 1)
+    for k in range(degree - 1, -1, -1):
+        f = y / math.factorial(k + 1) + tf.matmul(x, f)
+    return f
+
+
+def _expm_low_rank_qr(w, g, step_size):
+    """expm(−η A) W as `_expm_low_rank`, for any step: a 2p×2p exponential.
+
+    With the QR factorisation [W G] = Q R (Q n×2p orthonormal, R = [R_W R_G]),
+    A = Q M Qᵀ with M = R_G R_Wᵀ − R_W R_Gᵀ ∈ Skew(2p), so
     expm(−ηA) = I + Q (expm(−ηM) − I) Qᵀ and, as W = Q R_W,
     expm(−ηA) W = W + Q (expm(−ηM) − I) R_W. Exact whatever the rank of G
     (a Householder Q is orthonormal even then).

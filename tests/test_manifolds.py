@@ -103,25 +103,65 @@ def _closed_form_rotation(a, eta, retraction):
     return np.linalg.solve(eye + eta * a / 2, eye - eta * a / 2)
 
 
-@pytest.mark.parametrize("retraction", manifolds.RETRACTIONS)
+LOW_RANK_ROUTES = {
+    # name: (function, step sizes it is tested at)
+    "cayley": (manifolds._cayley_low_rank, (0.003, 0.3)),
+    "expm series, else QR": (manifolds._expm_low_rank, (0.003, 0.03, 0.3)),
+    "expm QR": (manifolds._expm_low_rank_qr, (0.003, 0.3)),
+}
+
+
+@pytest.mark.parametrize("route", sorted(LOW_RANK_ROUTES))
 @pytest.mark.parametrize("rank", [0, 2, 5])
-def test_low_rank_rotation_is_the_n_by_n_one_whatever_the_rank(retraction, rank, rng):
-    """A tall W with n > 2p is rotated through a 2p×2p map: it must equal R(−ηA)W
-    with the n×n A, also when the part of G outside span(W) has rank < p
+def test_low_rank_rotation_is_the_n_by_n_one_whatever_the_rank(route, rank, rng):
+    """A tall W with n > 2p is rotated through 2p×2p maps: each route must equal
+    R(−ηA)W with the n×n A, also when the part of G outside span(W) has rank < p
     (here 0, 2, or full), which leaves [W G] rank-deficient."""
-    n, p, eta = 40, 5, 0.3
+    n, p = 40, 5
+    rotate, step_sizes = LOW_RANK_ROUTES[route]
+    retraction = "cayley" if route == "cayley" else "expm"
     w = manifolds.random_stiefel((n, p), seed=7, dtype="float64")
     outside = rng.standard_normal((n, rank)) @ rng.standard_normal((rank, p)) if rank else np.zeros((n, p))
     g = w @ rng.standard_normal((p, p)) + outside
     assert np.linalg.matrix_rank(np.hstack([w, g])) == p + rank
     a = g @ w.T - w @ g.T
-    expected = _closed_form_rotation(a, eta, retraction) @ w
-    rotate = {"expm": manifolds._expm_low_rank, "cayley": manifolds._cayley_low_rank}[retraction]
-    rotated = rotate(tf.constant(w), tf.constant(g), tf.constant(eta, tf.float64))
-    np.testing.assert_allclose(rotated.numpy(), expected, atol=1e-12)
-    np.testing.assert_allclose(manifolds.retract(w, g, eta, retraction).numpy(), expected, atol=1e-12)
-    # and the wide rule, which is the tall one on the transposes
-    np.testing.assert_allclose(manifolds.retract(w.T, g.T, eta, retraction).numpy(), expected.T, atol=1e-12)
+    for eta in step_sizes:
+        expected = _closed_form_rotation(a, eta, retraction) @ w
+        rotated = rotate(tf.constant(w), tf.constant(g), tf.constant(eta, tf.float64))
+        np.testing.assert_allclose(rotated.numpy(), expected, atol=1e-12, err_msg=f"η = {eta}")
+        np.testing.assert_allclose(manifolds.retract(w, g, eta, retraction).numpy(), expected, atol=1e-12)
+        # and the wide rule, which is the tall one on the transposes
+        np.testing.assert_allclose(manifolds.retract(w.T, g.T, eta, retraction).numpy(), expected.T, atol=1e-12)
+
+
+def test_every_degree_of_the_expm_series_is_exact_within_its_threshold(rng):
+    """Each degree m of `PHI_DEGREES` (float64) at a step whose ‖X‖₁ is just within
+    `taylor_threshold(m + 1)` gives the n×n closed form; `_expm_low_rank` picks
+    the series at those steps and the QR route beyond the last threshold."""
+    w = manifolds.random_stiefel((40, 5), seed=7, dtype="float64")
+    g = rng.standard_normal((40, 5))
+    a = g @ w.T - w @ g.T
+    x_unit, _, _ = manifolds._low_rank_factors(tf.constant(w), tf.constant(g), tf.constant(1.0, tf.float64))
+    norm = np.abs(x_unit.numpy()).sum(axis=0).max()  # ‖X‖₁ is linear in η
+    eps = np.finfo(np.float64).eps / 2
+    for m in manifolds.PHI_DEGREES[tf.float64]:
+        eta = 0.99 * manifolds.taylor_threshold(m + 1, eps) / norm
+        expected = scipy.linalg.expm(-eta * a) @ w
+        x, y, basis = manifolds._low_rank_factors(tf.constant(w), tf.constant(g), tf.constant(eta, tf.float64))
+        series = w + basis.numpy() @ manifolds._phi_series(x, y, m).numpy()
+        np.testing.assert_allclose(series, expected, atol=1e-12, err_msg=f"degree {m}")
+        routed = manifolds._expm_low_rank(tf.constant(w), tf.constant(g), tf.constant(eta, tf.float64))
+        np.testing.assert_allclose(routed.numpy(), expected, atol=1e-12, err_msg=f"degree {m}")
+    taken = []
+    original = manifolds._expm_low_rank_qr
+    try:
+        manifolds._expm_low_rank_qr = lambda *args: taken.append(args[2]) or original(*args)
+        last = manifolds.taylor_threshold(manifolds.PHI_DEGREES[tf.float64][-1] + 1, eps) / norm
+        for eta in (0.5 * last, 1.5 * last):
+            manifolds._expm_low_rank(tf.constant(w), tf.constant(g), tf.constant(eta, tf.float64))
+    finally:
+        manifolds._expm_low_rank_qr = original
+    assert [float(t) for t in taken] == [1.5 * last]
 
 
 @pytest.mark.parametrize("retraction", manifolds.RETRACTIONS)
