@@ -8,11 +8,15 @@
    loop (`numpy_policy`, the simulator floor for a hand-written policy).
    Goal ≤ 1.10×.
 2. Scaling: the same ES iteration with 2 workers vs 1, for local processes and
-   for Ray actors. Goal ≥ 1.7× (needs 2 otherwise idle cores).
+   for Ray actors, in each of `--rounds` rounds. Goal ≥ 1.7× (needs 2 otherwise
+   idle cores).
 
-    MUJOCO_GL=disable python benchmarks/es_overhead.py [--perturbations 200] [--steps 1000]
+    MUJOCO_GL=disable python benchmarks/es_overhead.py [--perturbations 200] [--steps 1000] [--rounds 3]
 
-Timings exclude start-up and compilation (one warm-up iteration each).
+Timings exclude start-up and compilation (one warm-up iteration each). The four
+overhead timings, and the 1- and 2-worker timings, are taken back to back in
+each of `--rounds` rounds; each ratio is per round, and the median is printed
+with every round's value (the machine's speed drifts by ±15 % over a minute).
 """
 
 import argparse
@@ -208,12 +212,27 @@ def numpy_reference_seconds(env_fn, member_params, seeds, steps, obs_mean, obs_v
     return seconds, total
 
 
+def overhead_round(backend, env_fn, policy_fn, config, episodes, reference_args, members):
+    """One round of the overhead comparison, its four timings back to back (seconds)."""
+    es_seconds, steps = es_iteration_seconds(backend, config, policy_fn)
+    timings = {
+        "es": es_seconds,
+        "constant": constant_action_seconds(env_fn, members, config.episode_length),
+        "replay": replay_seconds(env_fn, episodes),
+    }
+    timings["reference"], timings["reference_steps"] = numpy_reference_seconds(env_fn, *reference_args)
+    timings["steps"], timings["simulator"] = steps, backend.worker.simulator_seconds
+    return timings
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="Swimmer-v5")
     parser.add_argument("--perturbations", type=int, default=200)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--hidden", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="Rounds of the four overhead timings, back to back; ratios are per round, then the median.")
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
@@ -225,11 +244,7 @@ def main():
     config = trainer.ESConfig(args.env, perturbations=args.perturbations, episode_length=args.steps, seed=0)
     members = args.perturbations + 1  # + the centre
 
-    with backends.InProcessBackend(env_fn, policy_fn) as backend:
-        es_seconds, steps = es_iteration_seconds(backend, config, policy_fn)
-        simulator_seconds = backend.worker.simulator_seconds
-    env_seconds = constant_action_seconds(env_fn, members, args.steps)
-    replay = replay_seconds(env_fn, recorded_episodes(env_fn, policy_fn, config))
+    episodes = recorded_episodes(env_fn, policy_fn, config)
     # The very members and seeds of the timed ES iteration (same strategy, state and seed),
     # with its frozen normalisation: fresh statistics, mean 0 and variance 1.
     member_params, seeds = es_members(config, policy_fn)
@@ -238,20 +253,39 @@ def main():
     probe = env_fn()
     space = probe.action_space
     probe.close()
-    reference, reference_steps = numpy_reference_seconds(env_fn, member_params, seeds, args.steps, obs_mean, obs_var,
-                                                         space)
-    print(f"{args.env}: k={args.perturbations}+1, {args.steps} steps, ODEtoODE hidden {args.hidden}")
-    print(f"  overhead: ES {es_seconds:.2f}s vs env-only {env_seconds:.2f}s → ratio {es_seconds / env_seconds:.3f}× "
-          f"(goal ≤ 1.10×; ES ran {steps} env steps, env-only {members * args.steps})")
+    reference_args = (member_params, seeds, args.steps, obs_mean, obs_var, space)
+    # The machine's speed drifts by ±15 % over a minute here: each round times the four
+    # back to back, so that each ratio compares timings taken close together.
+    rounds = []
+    with backends.InProcessBackend(env_fn, policy_fn) as backend:
+        for _ in range(args.rounds):
+            rounds.append(overhead_round(backend, env_fn, policy_fn, config, episodes, reference_args, members))
+
+    def seconds(key):
+        return ", ".join(f"{r[key]:.2f}s" for r in rounds)
+
+    def ratios(numerator, denominator):
+        values = [r[numerator] / r[denominator] for r in rounds]
+        return float(np.median(values)), " ".join(f"{v:.3f}" for v in values)
+
+    print(f"{args.env}: k={args.perturbations}+1, {args.steps} steps, ODEtoODE hidden {args.hidden}, "
+          f"{args.rounds} rounds (median, then each round)")
+    print(f"  ES iteration: {seconds('es')} ({rounds[0]['steps']} env steps; "
+          f"inside env.reset/step: {seconds('simulator')})")
+    median, each = ratios("es", "constant")
+    print(f"  overhead vs the constant action ({seconds('constant')}): ratio {median:.3f}× [{each}] (goal ≤ 1.10×)")
     # MuJoCo's cost per step depends on the motion: a constant action keeps the body still
     # or pressed against one joint limit, the policy's actions do not. Replaying the
     # iteration's own actions in a plain loop gives the simulator floor for the same physics.
-    print(f"  overhead over replaying the same episodes' actions in a plain loop ({replay:.2f}s): "
-          f"ratio {es_seconds / replay:.3f}× (goal ≤ 1.10×)")
-    print(f"  numpy reference policy, plain loop: {reference:.2f}s → ratio vs constant action "
-          f"{reference / env_seconds:.3f}× ({reference_steps} env steps, "
-          f"{1e6 * reference / reference_steps:.0f} µs each); ES / numpy reference: {es_seconds / reference:.3f}×")
-    print(f"  (time inside env.reset/step during the ES iteration: {simulator_seconds:.2f}s)")
+    median, each = ratios("es", "replay")
+    print(f"  overhead vs replaying the same episodes' actions in a plain loop ({seconds('replay')}): "
+          f"ratio {median:.3f}× [{each}]")
+    median, each = ratios("reference", "constant")
+    per_step = np.median([1e6 * r["reference"] / r["reference_steps"] for r in rounds])
+    print(f"  numpy reference policy, plain loop: ratio vs constant action {median:.3f}× [{each}] "
+          f"({rounds[0]['reference_steps']} env steps, {per_step:.0f} µs each)")
+    median, each = ratios("es", "reference")
+    print(f"  ES / numpy reference: {median:.3f}× [{each}]")
 
     if not args.no_scaling:
         kinds = [("local processes", lambda n: backends.ProcessBackend(env_fn, policy_fn, workers=n))]
@@ -261,12 +295,16 @@ def main():
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
             kinds.append(("ray actors", lambda n: backends.RayBackend(env_fn, policy_fn, workers=n)))
         for name, make in kinds:
-            seconds = {}
-            for n in (1, 2):
-                with make(n) as backend:
-                    seconds[n], _ = es_iteration_seconds(backend, config, policy_fn)
-            print(f"  scaling, {name}: 1 worker {seconds[1]:.2f}s, 2 workers {seconds[2]:.2f}s → "
-                  f"speed-up {seconds[1] / seconds[2]:.2f}× (goal ≥ 1.7×)")
+            speed_ups, times = [], []
+            for _ in range(args.rounds):  # 1 worker then 2, back to back in each round
+                seconds = {}
+                for n in (1, 2):
+                    with make(n) as backend:
+                        seconds[n], _ = es_iteration_seconds(backend, config, policy_fn)
+                speed_ups.append(seconds[1] / seconds[2])
+                times.append(f"{seconds[1]:.2f}s/{seconds[2]:.2f}s")
+            print(f"  scaling, {name}: 1 worker / 2 workers {', '.join(times)} → speed-up "
+                  f"{np.median(speed_ups):.2f}× [{' '.join(f'{v:.2f}' for v in speed_ups)}] (goal ≥ 1.7×)")
     print(f"  (cores visible: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f})")
 
 

@@ -176,6 +176,26 @@ def test_low_rank_rotation_in_float32_at_the_mnist_projection_size(retraction, r
     assert _gram_error(out) < 1e-5
 
 
+def test_many_concurrent_low_rank_steps_in_one_graph(rng):
+    """Regression guard, as `test_many_concurrent_expm_in_one_graph`: independent
+    tall steps in one `tf.function` on every route (series degrees, QR with
+    `expm` inside a branch, Cayley), which Grappler may run side by side."""
+    w = manifolds.random_stiefel((30, 4), seed=9)
+    gs = rng.standard_normal((8, 30, 4)).astype(np.float32)
+    etas = [1e-3, 3e-2, 0.2, 5.0] * 2
+    retractions = ["expm"] * 4 + ["cayley"] * 4
+
+    @tf.function
+    def many(w, gs):
+        return tf.stack([manifolds.retract(w, gs[i], eta, r) for i, (eta, r) in enumerate(zip(etas, retractions))])
+
+    out = many(tf.constant(w), tf.constant(gs)).numpy()
+    for got, g, eta, r in zip(out, gs.astype(np.float64), etas, retractions):
+        w64 = w.astype(np.float64)
+        expected = _closed_form_rotation(g @ w64.T - w64 @ g.T, eta, r) @ w64
+        np.testing.assert_allclose(got, expected, atol=2e-5, err_msg=f"{r}, η = {eta}")
+
+
 def test_wide_rule_reaches_the_whole_tangent_space():
     # A wide W (p×n) projects onto its row space. The paper's literal n×n...
     # generator G Wᵀ − W Gᵀ is p×p for a wide W and only rotates within that
