@@ -243,7 +243,7 @@ def retract(w, g, step_size, retraction="expm"):
     step_size = tf.cast(tf.convert_to_tensor(step_size, dtype_hint=w.dtype), w.dtype)
     n, p = w.shape[-2], w.shape[-1]
     if n is not None and p is not None and n > 2 * p:
-        rotate = _cayley_low_rank if retraction == "cayley" else _expm_low_rank
+        rotate = {expm: _expm_low_rank, cayley: _cayley_low_rank}[exp]
         return polar_correction(rotate(w, g, step_size))
     return polar_correction(tf.matmul(exp(-step_size * skew_generator(w, g)), w))
 
