@@ -330,10 +330,11 @@ def _cayley_low_rank(w, g, step_size):
     W − η U (I + η VᵀU/2)⁻¹ VᵀW (Wen & Yin, 2013). The 2p×2p matrix is always
     invertible: its eigenvalues are 1 + η iλ/2 for the eigenvalues iλ of A.
     """
+    p = w.shape[-1]
     u = tf.concat([g, w], axis=-1)
     v = tf.concat([w, -g], axis=-1)
     vu = tf.matmul(v, u, transpose_a=True)
-    vw = tf.matmul(v, w, transpose_a=True)
+    vw = vu[..., p:]  # the columns of U that are W
     eye = tf.eye(tf.shape(vu)[-1], dtype=w.dtype)
     return w - step_size * tf.matmul(u, tf.linalg.solve(eye + 0.5 * step_size * vu, vw))
 
