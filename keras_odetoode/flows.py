@@ -20,9 +20,10 @@ import tensorflow as tf
 
 from keras_odetoode import integrators, manifolds
 
-#: every this many steps of a flow on O(d), one `manifolds.polar_correction`
+#: every this many steps of a flow on O(d), one `manifolds.roundoff_correction`
 #: cancels the float32 round-off of the product W_0 E_1 ⋯ E_i (the drift would
-#: otherwise pass 1e-5 after ~50 steps at d = 128).
+#: otherwise pass 1e-5 after ~50 steps at d = 128). A W_0 off O(d), as in an ES
+#: member θ + σε, is not corrected: its flow keeps W_0's singular values.
 POLAR_CORRECTION_INTERVAL = 4
 
 
@@ -134,7 +135,7 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
 
 
 def _corrected(w, i):
-    return manifolds.polar_correction(w) if (i + 1) % POLAR_CORRECTION_INTERVAL == 0 else w
+    return manifolds.roundoff_correction(w) if (i + 1) % POLAR_CORRECTION_INTERVAL == 0 else w
 
 
 def check_orthogonal(w0, tol=1e-5):

@@ -198,6 +198,31 @@ def polar_correction(w):
     return tf.matmul(w, 1.5 * eye - 0.5 * gram)
 
 
+#: `roundoff_correction` acts fully on W with ‖WᵀW − I‖_F ≪ this radius and
+#: not at all from it on. Float32 round-off stays below ~1e-4.
+ROUNDOFF_RADIUS = 0.1
+
+
+def roundoff_correction(w, radius=ROUNDOFF_RADIUS):
+    """`polar_correction` faded out with the distance from the manifold.
+
+    W ← W (I − ½ g D), D = WᵀW − I (tall), g = max(0, 1 − ‖D‖²_F / radius²).
+    Near the manifold (round-off, ‖D‖_F ~ 1e-6) this is the Newton–Schulz step.
+    A W that is off the manifold on purpose — an ES member W_0 + σε, whose
+    flow W_0 E_1 ⋯ E_i keeps its singular values — is left as it is, where the
+    plain step would change them (and diverges once one exceeds √5). g is
+    continuous, so the map is too. Leading axes are batch axes.
+    """
+    if not is_tall(w.shape):
+        return _t(roundoff_correction(_t(w), radius))
+    gram = tf.matmul(w, w, transpose_a=True)
+    eye = tf.eye(tf.shape(gram)[-1], dtype=w.dtype)
+    defect = gram - eye
+    distance2 = tf.reduce_sum(tf.square(defect), axis=(-2, -1), keepdims=True)
+    gain = tf.nn.relu(1.0 - distance2 / (radius * radius))
+    return tf.matmul(w, eye - 0.5 * gain * defect)
+
+
 def project_tangent(w, g):
     """Orthogonal projection of a Euclidean gradient G onto the tangent space at W.
 

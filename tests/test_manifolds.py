@@ -231,3 +231,45 @@ def test_stiefel_constraint_projects_and_reports(rng):
     assert m.get_config() == {"retraction": "expm"}
     with pytest.raises(ValueError, match="retraction"):
         manifolds.Stiefel("polar")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_roundoff_correction_is_newton_schulz_near_the_manifold_and_off_far_from_it(shape, rng):
+    w = manifolds.random_stiefel(shape, seed=7, dtype="float64")
+    drifted = w + 1e-4 * rng.standard_normal(shape)
+    corrected = manifolds.roundoff_correction(tf.constant(drifted)).numpy()
+    # they differ by ½ (‖D‖_F / radius)² W D, ~1e-9 here
+    np.testing.assert_allclose(corrected, manifolds.polar_correction(tf.constant(drifted)).numpy(), atol=1e-8)
+    assert _gram_error(drifted) > 1e-5 and _gram_error(corrected) < 1e-7  # error → ~¾ε²
+    # an ES member θ + σε: untouched (exactly: W · I), where Newton–Schulz would move it
+    member = w + 0.1 * rng.standard_normal(shape)
+    np.testing.assert_array_equal(manifolds.roundoff_correction(tf.constant(member)).numpy(), member)
+    assert np.abs(manifolds.polar_correction(tf.constant(member)).numpy() - member).max() > 1e-2
+    # in between, the gain fades continuously: at 0.9 × the radius a fifth of the step is left
+    defect = _gram_defect(w, 0.9 * manifolds.ROUNDOFF_RADIUS, rng)
+    moved = manifolds.roundoff_correction(tf.constant(defect)).numpy() - defect
+    full = manifolds.polar_correction(tf.constant(defect)).numpy() - defect
+    np.testing.assert_allclose(moved, (1 - 0.9**2) * full, atol=1e-12)
+
+
+def _gram_defect(w, distance, rng):
+    """W stretched along a random symmetric S, W expm(cS) (tall) or expm(cS) W (wide),
+    with c found by bisection so that ‖WᵀW − I‖_F (‖WWᵀ − I‖_F) = distance."""
+    tall = w.shape[0] >= w.shape[1]
+    p = min(w.shape)
+    s = rng.standard_normal((p, p))
+    s = s + s.T
+
+    def stretched(c):
+        m = scipy.linalg.expm(c * s)
+        return w @ m if tall else m @ w
+
+    def error(c):
+        v = stretched(c)
+        return np.linalg.norm((v.T @ v if tall else v @ v.T) - np.eye(p))
+
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if error(mid) < distance else (low, mid)
+    return stretched(low)
