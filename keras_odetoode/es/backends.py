@@ -232,6 +232,17 @@ class _RayWorker:
         return os.getpid()
 
 
+def _connection_hint(address):
+    return (
+        f"Could not connect to the Ray cluster at address={address!r}. Check that its head "
+        "runs (`ray status` there). A cluster started by `ray start --head` with Ray ≥ 2.59 "
+        "accepts only clients that present its token: set RAY_AUTH_MODE=token here and give "
+        "the head's token (`ray get-auth-token` on the head) in RAY_AUTH_TOKEN or "
+        "~/.ray/auth_token; `--address auto` on the head node finds it by itself. "
+        "See https://docs.ray.io/en/latest/ray-security/token-auth.html"
+    )
+
+
 class RayBackend(AbstractBackend):
     """The population split across Ray actors that keep their environments alive.
 
@@ -266,7 +277,10 @@ class RayBackend(AbstractBackend):
         self._ray = ray
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
-            ray.init(address=address, **(init_kwargs or {}))
+            try:
+                ray.init(address=address, **(init_kwargs or {}))
+            except ConnectionError as error:
+                raise ConnectionError(_connection_hint(address)) from error
         self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker)(_RayWorker)
         self._args = (env_fn, policy_fn, jit_compile)
         self.max_restarts = int(max_restarts)
