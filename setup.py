@@ -42,7 +42,7 @@ setup(
         "ray": ["ray[default]>=2.9"],
         "test": ["pytest>=7", "pytest-timeout", "nbmake>=1.5", "ray[default]>=2.9"],
     },
-    entry_points={"console_scripts": ["keras-odetoode=keras_odetoode.cli:main"]},
+    entry_points={"console_scripts": ["keras-odetoode=keras_odetoode.cli:run"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

@@ -1,0 +1,54 @@
+"""The `keras-odetoode` script: bad input in one line (exit 2), everything else unchanged."""
+
+import importlib.metadata
+
+import pytest
+
+from keras_odetoode import cli
+from keras_odetoode.es import checkpoint
+
+
+def test_the_script_is_run():
+    scripts = importlib.metadata.entry_points(group="console_scripts")
+    assert [ep.value for ep in scripts if ep.name == "keras-odetoode"] == ["keras_odetoode.cli:run"]
+
+
+def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    assert cli.run(["evaluate", str(tmp_path / "absent")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"keras-odetoode: error: No such directory: '{tmp_path / 'absent'}'")
+    assert "Traceback" not in err and cli.TRACEBACK_VARIABLE in err
+    # the same call through `main` raises, for programs and tests
+    with pytest.raises(ValueError, match="No such directory"):
+        cli.main(["evaluate", str(tmp_path / "absent")])
+
+
+def test_the_traceback_variable_restores_the_exception(tmp_path, monkeypatch):
+    monkeypatch.setenv(cli.TRACEBACK_VARIABLE, "1")
+    with pytest.raises(ValueError, match="No such directory"):
+        cli.run(["evaluate", str(tmp_path / "absent")])
+
+
+@pytest.mark.parametrize(
+    "error, status",
+    [(checkpoint.CheckpointError("corrupted"), 2), (ConnectionError("no head"), 2), (KeyboardInterrupt(), 130)],
+)
+def test_exit_status_by_error(error, status, capsys, monkeypatch):
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+
+    def fail(argv):
+        raise error
+
+    monkeypatch.setattr(cli, "main", fail)
+    assert cli.run([]) == status
+    assert capsys.readouterr().err.startswith("keras-odetoode: ")
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    def fail(argv):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "main", fail)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.run([])
