@@ -34,7 +34,7 @@ import gymnasium as gym
 import numpy as np
 import scipy.linalg
 
-from keras_odetoode import flows, manifolds
+from keras_odetoode import flows
 from keras_odetoode.es import backends, envs, policies, rollouts, trainer
 from keras_odetoode.es.normalization import EPSILON, ObsStats
 
@@ -141,7 +141,7 @@ def numpy_policy(params, step_size=0.04, horizon=1.0):
     """The ODEtoODE policy of one member in plain numpy (float64): obs (d_obs,) → action (d_act,).
 
     Isospectral flow, Lie–Euler with `scipy.linalg.expm`, computed once here
-    (W₀ … W_N, with the flow's round-off corrections, which leave a perturbed W₀ off O(d)),
+    (W₀ … W_N, with the flow's faded polar corrections, which leave a perturbed W₀ off O(d)),
     then per call a = Ω₂ x_N, xᵢ = xᵢ₋₁ + h|Wᵢ xᵢ₋₁ + b|, x₀ = Ω₁ s (Eq. 5).
     Rows times kernels, as the layers: x Ω₁, x Wᵢᵀ, x Ω₂.
     """
@@ -156,7 +156,7 @@ def numpy_policy(params, step_size=0.04, horizon=1.0):
         w = w @ scipy.linalg.expm(h * (an - an.T))  # [WᵀQW, N] = AN − NA, NA = (AN)ᵀ
         if (i + 1) % flows.POLAR_CORRECTION_INTERVAL == 0:
             defect = w.T @ w - eye
-            gain = max(0.0, 1.0 - np.sum(defect**2) / manifolds.ROUNDOFF_RADIUS**2)
+            gain = max(0.0, 1.0 - np.sum(defect**2) / flows.POLAR_CORRECTION_RADIUS**2)
             w = w @ (eye - 0.5 * gain * defect)
         kernels.append(h * w.T)  # h|Wx + b| = |hWx + hb|, h > 0
     hb = h * p.get("core/bias", 0.0)

@@ -20,11 +20,14 @@ import tensorflow as tf
 
 from keras_odetoode import integrators, manifolds
 
-#: every this many steps of a flow on O(d), one `manifolds.roundoff_correction`
+#: every this many steps of a flow on O(d), one `manifolds.polar_correction`
 #: cancels the float32 round-off of the product W_0 E_1 ⋯ E_i (the drift would
-#: otherwise pass 1e-5 after ~50 steps at d = 128). A W_0 off O(d), as in an ES
-#: member θ + σε, is not corrected: its flow keeps W_0's singular values.
+#: otherwise pass 1e-5 after ~50 steps at d = 128).
 POLAR_CORRECTION_INTERVAL = 4
+#: ... faded out by ‖WᵀW − I‖_F, to nothing at this radius: a W_0 off O(d), as
+#: in an ES member θ + σε, keeps its singular values along its flow. Float32
+#: round-off stays below ~1e-4.
+POLAR_CORRECTION_RADIUS = 0.1
 
 
 class AbstractParameterFlow(keras.layers.Layer):
@@ -135,7 +138,7 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
 
 
 def _corrected(w, i):
-    return manifolds.roundoff_correction(w) if (i + 1) % POLAR_CORRECTION_INTERVAL == 0 else w
+    return manifolds.polar_correction(w, POLAR_CORRECTION_RADIUS) if (i + 1) % POLAR_CORRECTION_INTERVAL == 0 else w
 
 
 def check_orthogonal(w0, tol=1e-5):

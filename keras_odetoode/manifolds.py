@@ -184,42 +184,28 @@ def qr_orthonormalize(w):
     return q if tall else _t(q)
 
 
-def polar_correction(w):
-    """One Newton–Schulz step towards the polar factor: W (3I − WᵀW) / 2 (tall).
+def polar_correction(w, fade_radius=None):
+    """One Newton–Schulz step towards the polar factor: W (I − ½ g D), D = WᵀW − I (tall).
 
     Maps a W with ‖WᵀW − I‖ = ε to one with error ≈ ¾ε², so applied now and
     then it cancels the float32 round-off that a long product of rotations
     accumulates (~3e-7 per step), while moving W by only O(ε).
+
+    g = 1 by default. With `fade_radius` r, g = max(0, 1 − ‖D‖²_F / r²): the
+    step fades out with the distance from the manifold, continuously, and
+    leaves alone a W that is off it on purpose — an ES member W_0 + σε, whose
+    flow W_0 E_1 ⋯ E_i keeps its singular values, which the full step would
+    change (and diverges once one exceeds √5). Leading axes are batch axes.
     """
     if not is_tall(w.shape):
-        return _t(polar_correction(_t(w)))
-    gram = tf.matmul(w, w, transpose_a=True)
-    eye = tf.eye(tf.shape(gram)[-1], dtype=w.dtype)
-    return tf.matmul(w, 1.5 * eye - 0.5 * gram)
-
-
-#: `roundoff_correction` acts fully on W with ‖WᵀW − I‖_F ≪ this radius and
-#: not at all from it on. Float32 round-off stays below ~1e-4.
-ROUNDOFF_RADIUS = 0.1
-
-
-def roundoff_correction(w, radius=ROUNDOFF_RADIUS):
-    """`polar_correction` faded out with the distance from the manifold.
-
-    W ← W (I − ½ g D), D = WᵀW − I (tall), g = max(0, 1 − ‖D‖²_F / radius²).
-    Near the manifold (round-off, ‖D‖_F ~ 1e-6) this is the Newton–Schulz step.
-    A W that is off the manifold on purpose — an ES member W_0 + σε, whose
-    flow W_0 E_1 ⋯ E_i keeps its singular values — is left as it is, where the
-    plain step would change them (and diverges once one exceeds √5). g is
-    continuous, so the map is too. Leading axes are batch axes.
-    """
-    if not is_tall(w.shape):
-        return _t(roundoff_correction(_t(w), radius))
+        return _t(polar_correction(_t(w), fade_radius))
     gram = tf.matmul(w, w, transpose_a=True)
     eye = tf.eye(tf.shape(gram)[-1], dtype=w.dtype)
     defect = gram - eye
+    if fade_radius is None:
+        return tf.matmul(w, eye - 0.5 * defect)
     distance2 = tf.reduce_sum(tf.square(defect), axis=(-2, -1), keepdims=True)
-    gain = tf.nn.relu(1.0 - distance2 / (radius * radius))
+    gain = tf.nn.relu(1.0 - distance2 / (fade_radius * fade_radius))
     return tf.matmul(w, eye - 0.5 * gain * defect)
 
 

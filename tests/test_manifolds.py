@@ -234,20 +234,21 @@ def test_stiefel_constraint_projects_and_reports(rng):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_roundoff_correction_is_newton_schulz_near_the_manifold_and_off_far_from_it(shape, rng):
+def test_faded_polar_correction_is_newton_schulz_near_the_manifold_and_off_far_from_it(shape, rng):
+    radius = 0.1
     w = manifolds.random_stiefel(shape, seed=7, dtype="float64")
     drifted = w + 1e-4 * rng.standard_normal(shape)
-    corrected = manifolds.roundoff_correction(tf.constant(drifted)).numpy()
+    corrected = manifolds.polar_correction(tf.constant(drifted), radius).numpy()
     # they differ by ½ (‖D‖_F / radius)² W D, ~1e-9 here
     np.testing.assert_allclose(corrected, manifolds.polar_correction(tf.constant(drifted)).numpy(), atol=1e-8)
     assert _gram_error(drifted) > 1e-5 and _gram_error(corrected) < 1e-7  # error → ~¾ε²
     # an ES member θ + σε: untouched (exactly: W · I), where Newton–Schulz would move it
     member = w + 0.1 * rng.standard_normal(shape)
-    np.testing.assert_array_equal(manifolds.roundoff_correction(tf.constant(member)).numpy(), member)
+    np.testing.assert_array_equal(manifolds.polar_correction(tf.constant(member), radius).numpy(), member)
     assert np.abs(manifolds.polar_correction(tf.constant(member)).numpy() - member).max() > 1e-2
     # in between, the gain fades continuously: at 0.9 × the radius a fifth of the step is left
-    defect = _gram_defect(w, 0.9 * manifolds.ROUNDOFF_RADIUS, rng)
-    moved = manifolds.roundoff_correction(tf.constant(defect)).numpy() - defect
+    defect = _gram_defect(w, 0.9 * radius, rng)
+    moved = manifolds.polar_correction(tf.constant(defect), radius).numpy() - defect
     full = manifolds.polar_correction(tf.constant(defect)).numpy() - defect
     np.testing.assert_allclose(moved, (1 - 0.9**2) * full, atol=1e-12)
 
