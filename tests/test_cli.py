@@ -31,10 +31,14 @@ def test_the_traceback_variable_restores_the_exception(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "error, status",
-    [(checkpoint.CheckpointError("corrupted"), 2), (ConnectionError("no head"), 2), (KeyboardInterrupt(), 130)],
+    "error, status, line",
+    [
+        (checkpoint.CheckpointError("corrupted"), 2, "keras-odetoode: error: corrupted"),
+        (ConnectionError("no head"), 2, "keras-odetoode: error: no head"),
+        (KeyboardInterrupt(), 130, "keras-odetoode: interrupted"),
+    ],
 )
-def test_exit_status_by_error(error, status, capsys, monkeypatch):
+def test_exit_status_by_error(error, status, line, capsys, monkeypatch):
     monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
 
     def fail(argv):
@@ -42,7 +46,7 @@ def test_exit_status_by_error(error, status, capsys, monkeypatch):
 
     monkeypatch.setattr(cli, "main", fail)
     assert cli.run([]) == status
-    assert capsys.readouterr().err.startswith("keras-odetoode: ")
+    assert capsys.readouterr().err.splitlines()[0] == line
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):
