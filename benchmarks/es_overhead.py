@@ -282,6 +282,10 @@ def main():
     median, each = ratios("es", "replay")
     print(f"  overhead vs replaying the same episodes' actions in a plain loop ({seconds('replay')}): "
           f"ratio {median:.3f}× [{each}]")
+    # What a policy that cost nothing would measure against the constant action.
+    median, each = ratios("replay", "constant")
+    print(f"  simulator floor: the replay vs the constant action {median:.3f}× [{each}] "
+          f"(a policy of zero cost would measure this)")
     median, each = ratios("reference", "constant")
     per_step = np.median([1e6 * r["reference"] / r["reference_steps"] for r in rounds])
     print(f"  numpy reference policy, plain loop: ratio vs constant action {median:.3f}× [{each}] "

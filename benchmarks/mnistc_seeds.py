@@ -15,7 +15,7 @@ import pathlib
 
 import numpy as np
 
-from keras_odetoode.models import display_name
+from keras_odetoode.models import display_name, model_name, parse_model_name
 from keras_odetoode.models_cli import cell_key
 
 
@@ -61,6 +61,9 @@ def main():
     parser.add_argument("--model", default="odetoode-1", help="The model whose standing is summarised.")
     args = parser.parse_args()
     accuracy, corruptions, models, seeds = aggregate(args.directories)
+    model = model_name(*parse_model_name(args.model))  # any spelling `mnistc` accepts: ODEtoODE-1, odetoode-1
+    if model not in models:
+        raise SystemExit(f"--model {args.model!r} is not in these runs. Expected one of: {', '.join(models)}")
     print("| Models | " + " | ".join(display_name(m) for m in models) + " |")
     print("|---" * (len(models) + 1) + "|")
     wins, gaps = 0, []
@@ -73,15 +76,15 @@ def main():
             for m in models
         ]
         print(f"| {c.replace('_', ' ').title()} | " + " | ".join(cells) + " |")
-        if args.model in means:
-            others = max(v for m, v in means.items() if m != args.model)
-            wins += means[args.model] >= others
-            gaps.append(means[args.model] - others)
+        if len(models) > 1:
+            others = max(v for m, v in means.items() if m != model)
+            wins += means[model] >= others
+            gaps.append(means[model] - others)
     print(f"\nTest accuracy (%), mean ± standard deviation over seeds {seeds}. Best mean of each row in bold.")
     if gaps:
         overall = {m: np.mean([accuracy[c][m].mean() for c in corruptions]) for m in models}
         print(
-            f"\n{display_name(args.model)}: best mean on {wins} of {len(corruptions)} rows; gap of its mean to the best "
+            f"\n{display_name(model)}: best mean on {wins} of {len(corruptions)} rows; gap of its mean to the best "
             f"other model's: median {np.median(gaps):+.2f} pp, range {min(gaps):+.2f} to {max(gaps):+.2f} pp."
         )
         print("Mean over the rows: " + ", ".join(f"{display_name(m)} {v:.2f}" for m, v in

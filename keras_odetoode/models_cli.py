@@ -121,6 +121,7 @@ TRAINING_KEYS = (
     "projection",
     "max_train_examples",
     "source",
+    "data_dir",
     "train_on",
 )
 # Records written before `--train-on` existed trained every cell on its own corruption.
@@ -219,6 +220,11 @@ def register(subparsers):
         metavar="DIR",
         help="TFDS data directory, or the root of the local MNIST-C layout (make-mnistc).",
     )
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="--source tfds: download and prepare the configs not yet in --data-dir (needs internet).",
+    )
     parser.add_argument("--out", type=pathlib.Path, required=True, metavar="DIR", help="Output directory.")
     parser.add_argument(
         "--verbose",
@@ -306,7 +312,9 @@ def _resolve(args):
         projection=args.projection,
         max_train_examples=args.max_train_examples,
         source=args.source,
-        data_dir=None if args.data_dir is None else str(args.data_dir.expanduser()),
+        # Absolute: the results record must name the data it was made from.
+        data_dir=None if args.data_dir is None else str(args.data_dir.expanduser().resolve()),
+        download=args.download,
         preset=args.preset,
     )
     return config
@@ -407,7 +415,7 @@ def _train_dataset(config, corruption):
 
     from keras_odetoode.data import load_mnist_corrupted
 
-    common = dict(batch_size=config["batch_size"], data_dir=config["data_dir"], source=config["source"])
+    common = dict(batch_size=config["batch_size"], **_source(config))
     limit = config["max_train_examples"]
     if limit is None:
         return load_mnist_corrupted(corruption, "train", shuffle_seed=config["seed"], **common)
@@ -423,9 +431,13 @@ def _train_dataset(config, corruption):
 def _test_dataset(config, corruption):
     from keras_odetoode.data import load_mnist_corrupted
 
-    return load_mnist_corrupted(
-        corruption, "test", batch_size=config["batch_size"], data_dir=config["data_dir"], source=config["source"]
-    )
+    return load_mnist_corrupted(corruption, "test", batch_size=config["batch_size"], **_source(config))
+
+
+def _source(config):
+    """The `load_mnist_corrupted` arguments that say where the data come from."""
+    download = config["download"] and config["source"] == "tfds"
+    return dict(data_dir=config["data_dir"], source=config["source"], download=download)
 
 
 def tensorboard_available():
@@ -609,7 +621,7 @@ def run_grid(config, out, verbose=1, log=print, new_process_per_cell=True):
         config: as built by the `mnistc` command: corruptions, models,
             train_on, width, dropout, epochs, batch_size, learning_rate,
             step_size, seed, projection, max_train_examples, source,
-            data_dir, preset.
+            data_dir, download, preset.
         out: output directory (see the module docstring for its layout).
         verbose: Keras `fit` verbosity.
         log: where progress lines go.
@@ -629,6 +641,8 @@ def run_grid(config, out, verbose=1, log=print, new_process_per_cell=True):
     training = {key: config[key] for key in TRAINING_KEYS}
     record = load_results(out) or {"version": 1, "training": training, "cells": {}}
     record["training"].setdefault("train_on", TRAIN_ON_BEFORE_THE_OPTION)
+    # Records from before the data directory was recorded: taken to be this one.
+    record["training"].setdefault("data_dir", training["data_dir"])
     if record["training"] != training:
         changed = {k: (record["training"].get(k), v) for k, v in training.items() if record["training"].get(k) != v}
         raise ValueError(
@@ -659,7 +673,13 @@ def run_grid(config, out, verbose=1, log=print, new_process_per_cell=True):
             accuracies = ", ".join(f"{c} {100 * cells[cell_key(c, model_name)]['test_accuracy']:.2f}%" for c in tests)
             log(f"[{index}/{len(jobs)}] {key}: done before ({_shorten(accuracies)}), skipped")
             continue
-        done = [cells[cell_key(c, model_name)] for c in tests if c not in todo]
+        # Any cell of this model trained on `train_on`, in this invocation's rows or not
+        # (cells recorded before `--train-on` existed were trained on their own corruption).
+        done = [
+            cell
+            for k, cell in cells.items()
+            if k.split("/")[1] == model_name and cell.get("trained_on", k.split("/")[0]) == train_on
+        ]
         finished = done and (out / "runs" / train_on / model_name / "last.weights.h5").is_file()
         # A model trained before for the corruptions already in the table is only evaluated on the new ones.
         trained = {k: done[0][k] for k in TRAINING_RECORD_KEYS if k in done[0]} if finished else None

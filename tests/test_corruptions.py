@@ -372,6 +372,36 @@ def test_plasma_fractal_points_are_means_of_their_neighbours():
             np.testing.assert_allclose(grid[diamond], axial[diamond], atol=1e-6)
 
 
+def test_plasma_fractal_equals_a_point_by_point_diamond_square():
+    """Each level's noise is Uniform(-w², w²), w = 100 / decay^level, fed the same uniform draws."""
+    n, size, decay = 2, 32, 1.4
+    rng = np.random.default_rng(5)
+    ref = np.zeros((n, size, size))
+    step, wibble = size, 100.0
+    while step >= 2:
+        half, cells = step // 2, size // step
+        # The three draws of a level, in the implementation's order: squares, then both diamonds.
+        noise = [rng.random((n, cells, cells), dtype=np.float32) * 2.0 - 1.0 for _ in range(3)]
+        at = lambda i, j: ref[:, i % size, j % size]  # noqa: E731 (toroidal)
+        for a in range(cells):
+            for b in range(cells):
+                i, j = a * step, b * step
+                ref[:, i + half, j + half] = (at(i, j) + at(i + step, j) + at(i, j + step) + at(i + step, j + step)
+                                              ) / 4 + wibble**2 * noise[0][:, a, b]  # fmt: skip
+        for a in range(cells):
+            for b in range(cells):
+                i, j = a * step, b * step
+                ref[:, i, j + half] = (at(i, j) + at(i, j + step) + at(i + half, j + half) + at(i - half, j + half)
+                                       ) / 4 + wibble**2 * noise[1][:, a, b]  # fmt: skip
+                ref[:, i + half, j] = (at(i, j) + at(i + step, j) + at(i + half, j + half) + at(i + half, j - half)
+                                       ) / 4 + wibble**2 * noise[2][:, a, b]  # fmt: skip
+        step, wibble = half, wibble / decay
+    ref -= ref.min(axis=(1, 2), keepdims=True)
+    ref /= ref.max(axis=(1, 2), keepdims=True)
+    maps = C.plasma_fractal(n, np.random.default_rng(5), size=size, decay=decay)
+    np.testing.assert_allclose(maps, ref, atol=1e-5)
+
+
 def test_plasma_fractal_size_must_be_a_power_of_two():
     with pytest.raises(ValueError, match="size=100"):
         C.plasma_fractal(1, size=100)

@@ -315,6 +315,22 @@ def test_bad_local_files_raise_value_error(tmp_path, images, labels, match):
         M.load_mnist_corrupted("stripe", "test", source="local", data_dir=tmp_path)
 
 
+def test_unreadable_local_files_raise_value_error_naming_them(tmp_path, digits):
+    (tmp_path / "stripe").mkdir()
+    images_path = tmp_path / "stripe" / "test_images.npy"
+    np.save(tmp_path / "stripe" / "test_labels.npy", digits[1][:5])
+    np.save(images_path, np.zeros((5, 28, 28, 1), np.uint8))
+    images_path.write_bytes(images_path.read_bytes()[:200])  # cut short, as by an interrupted copy
+    with pytest.raises(ValueError, match=rf"Cannot read {images_path} as a numpy \.npy array .*could only read 72"):
+        M.load_mnist_corrupted("stripe", "test", source="local", data_dir=tmp_path)
+    images_path.write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"Cannot read {images_path} as a numpy \.npy array \(EOFError"):
+        M.load_mnist_corrupted("stripe", "test", source="local", data_dir=tmp_path)
+    np.save(images_path, np.array([None] * 5, dtype=object))  # pickled objects are not read
+    with pytest.raises(ValueError, match=rf"Cannot read {images_path} .*allow_pickle"):
+        M.load_mnist_corrupted("stripe", "test", source="local", data_dir=tmp_path)
+
+
 # ------------------------------------------------------------ generation
 
 
@@ -419,6 +435,17 @@ def test_make_mnistc_cli_errors(tmp_path, extra, match):
     argv += ["--no-progress"]
     with pytest.raises(SystemExit, match=match):
         cli.main(argv + extra)
+
+
+def test_make_mnistc_cli_files_that_are_not_an_npz_archive(tmp_path, digits):
+    single = tmp_path / "images.npy"
+    np.save(single, digits[0])
+    with pytest.raises(SystemExit, match=rf"--mnist {single} is a single array, not an \.npz archive"):
+        cli.main(["make-mnistc", "--mnist", str(single), "--out", str(tmp_path / "o")])
+    text = tmp_path / "mnist.npz"
+    text.write_text("not numpy")
+    with pytest.raises(SystemExit, match=rf"Cannot read --mnist {text} \(ValueError"):
+        cli.main(["make-mnistc", "--mnist", str(text), "--out", str(tmp_path / "o")])
 
 
 def test_make_mnistc_cli_missing_file(tmp_path):

@@ -33,6 +33,13 @@ def test_mean_and_std_per_cell_in_the_grids_order(tmp_path, capsys, monkeypatch,
     assert "| Stripe | **35.00 ± 7.07** | 15.00 ± 7.07 |" in out
     assert "| Identity | **80.00 ± 0.00** | **80.00 ± 14.14** |" in out  # a tie: both best
     assert "ODEtoODE-1: best mean on 2 of 2 rows" in out
+    # --model in any spelling `mnistc` accepts; one not in the runs is refused.
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(a), str(b), "--model", "Dense-1"])
+    seeds.main()
+    assert "Dense-1: best mean on 1 of 2 rows" in capsys.readouterr().out
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(a), str(b), "--model", "node"])
+    with pytest.raises(SystemExit, match="--model 'node' is not in these runs. Expected one of: odetoode-1, dense-1"):
+        seeds.main()
 
 
 def test_grids_that_differ_are_refused(tmp_path, load_benchmark):

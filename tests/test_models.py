@@ -8,6 +8,7 @@ No timing is asserted anywhere.
 import csv
 import json
 import pathlib
+from unittest import mock
 
 import keras
 import numpy as np
@@ -294,9 +295,13 @@ def test_cli_writes_the_table_and_resumes(tiny_mnistc, tmp_path, monkeypatch, ca
         cli.main(_mnistc_args(tiny_mnistc, out, *each, "--width", "32"))
     with pytest.raises(SystemExit, match=r"other training settings.*train_on='each' → 'identity'"):
         cli.main(_mnistc_args(tiny_mnistc, out))
+    other_data = tmp_path / "other"
+    with pytest.raises(SystemExit, match=rf"other training settings.*data_dir='{tiny_mnistc}' → '{other_data}'"):
+        cli.main(_mnistc_args(other_data, out, *each))
 
-    # A record from before --train-on existed (no "train_on" key) was made per corruption.
-    del record["training"]["train_on"]
+    # A record from before --train-on existed (no "train_on" key) was made per corruption;
+    # one without "data_dir" is taken to be from the data given now.
+    del record["training"]["train_on"], record["training"]["data_dir"]
     (out / "results.json").write_text(json.dumps(record))
     assert cli.main(_mnistc_args(tiny_mnistc, out, *each)) == 0
     assert capsys.readouterr().out.count("skipped") == 4
@@ -331,13 +336,13 @@ def test_cli_trains_once_on_clean_digits_and_tests_every_corruption(tiny_mnistc,
     assert cell["test_accuracy"] == pytest.approx(_evaluate_saved(weights, tiny_mnistc, "stripe"), abs=1e-6)
     assert "each model trained once on identity" in (out / "table.md").read_text()
 
-    # Another corruption added to the table: the trained model is evaluated on it, not trained again.
+    # Another corruption, asked for alone: the trained model is evaluated on it, not trained again.
     def no_fit(*args, **kwargs):
         raise AssertionError("a finished training was run again")
 
     monkeypatch.setattr(keras.Model, "fit", no_fit)
     capsys.readouterr()
-    args[args.index("--corruptions") + 1] = "identity,stripe"
+    args[args.index("--corruptions") + 1] = "identity"
     assert cli.main(args) == 0
     assert "evaluating the trained model, testing on identity" in capsys.readouterr().out
     cells = json.loads((out / "results.json").read_text())["cells"]
@@ -429,3 +434,20 @@ def test_cli_missing_data_fails_before_training(tmp_path):
                   "--out", str(tmp_path / "o")])  # fmt: skip
     with pytest.raises(SystemExit, match="--source local reads the MNIST-C layout from --data-dir"):
         cli.main(["mnistc", "--source", "local", "--out", str(tmp_path / "o")])
+
+
+def test_cli_download_flag_lets_tfds_download(tmp_path):
+    """Without --download an unprepared TFDS config fails at once; with it, TFDS is asked to download."""
+    import tensorflow_datasets as tfds
+
+    args = ["mnistc", "--corruptions", "identity", "--models", "dense-1", "--data-dir", str(tmp_path / "tfds"),
+            "--out", str(tmp_path / "o")]  # fmt: skip
+    with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", side_effect=AssertionError) as download:
+        with pytest.raises(SystemExit, match=r"mnist_corrupted/identity is not prepared in .*mnistc: --download"):
+            cli.main(args)
+    download.assert_not_called()
+    failure = tfds.download.DownloadError("no route to zenodo.org")
+    with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", side_effect=failure) as download:
+        with pytest.raises(ConnectionError, match="Could not download TFDS dataset mnist_corrupted/identity"):
+            cli.main(args + ["--download"])
+    download.assert_called_once()

@@ -92,7 +92,8 @@ def read_local_split(root, corruption, split):
 
     Raises:
         FileNotFoundError: naming the expected file when it is missing.
-        ValueError: when shapes, dtypes or label values are not MNIST-C's.
+        ValueError: when a file is not a readable `.npy` array, or shapes,
+            dtypes or label values are not MNIST-C's.
     """
     images_path, labels_path = local_paths(root, corruption, split)
     for path in (images_path, labels_path):
@@ -104,11 +105,25 @@ def read_local_split(root, corruption, split):
                 f"--mnist MNIST.npz --out {pathlib.Path(root)}`."
             )
     return _check_split(
-        np.load(images_path),
-        np.load(labels_path),
+        _load_npy(images_path),
+        _load_npy(labels_path),
         f"in {images_path}",
         f"in {labels_path}",
     )
+
+
+def _load_npy(path):
+    """`np.load` of one `.npy` array, its failures as a `ValueError` that names the file."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as error:
+        raise ValueError(
+            f"Cannot read {path} as a numpy .npy array ({type(error).__name__}: {error}). "
+            "Expected: a file written by numpy.save, as in mnist_c.zip or by make-mnistc"
+        ) from error
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{path} holds several arrays (an .npz archive). Expected: one .npy array")
+    return array
 
 
 def _check_split(images, labels, images_origin, labels_origin):
@@ -144,7 +159,8 @@ def _tfds_split(corruption, split, data_dir, download):
         if not download:
             raise FileNotFoundError(
                 f"TFDS dataset {name} is not prepared in {builder.data_dir}. "
-                "Pass download=True to download and prepare it (needs internet). "
+                "Pass download=True (keras-odetoode mnistc: --download) to download and prepare it "
+                "(needs internet). "
                 + _offline_advice(corruption)
             )
         import requests
@@ -280,6 +296,9 @@ def load_mnist_corrupted(
             for "local", the root of the MNIST-C layout (required).
         source: "tfds" or "local".
         shuffle_seed: seed of the example shuffle (None: a new order each run).
+            As with tf.data's own seeded ops, the orders also depend on
+            TensorFlow's global seed (`tf.random.set_seed`,
+            `keras.utils.set_random_seed`) when one is set.
         shuffle: whether to shuffle; None shuffles the train split only.
         download: for "tfds", download and prepare the dataset if `data_dir`
             does not hold it (needs internet). By default a missing dataset
