@@ -61,7 +61,12 @@ class AbstractParameterFlow(keras.layers.Layer):
         return {name: getattr(self, name) for name in self._param_names}
 
     def trajectory(self, num_steps, step_size, params=None):
-        """W(t_i) for t_i = i·h, i = 0…N, stacked on axis -3: shape (..., N+1, d, d)."""
+        """W(t_i) for t_i = i·h, i = 0…N, stacked on axis -3: shape (..., N+1, d, d).
+
+        In the variable dtype, whatever the compute dtype: under mixed precision
+        the flow stays float32 (`tf.linalg.expm` has no half-precision kernel,
+        and W_t must stay on O(d)); the main flow casts W_t to its own dtype.
+        """
         raise NotImplementedError
 
     def get_config(self):
@@ -88,6 +93,9 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
         self.integrator = integrator
         self.retraction = manifolds.check_retraction(retraction)
         self._integrator = integrators.get(integrator, retraction)
+        # XLA cannot compile the gradient of `tf.linalg.expm`: Keras's jit_compile="auto"
+        # (XLA on GPU machines) must then leave the model to TensorFlow's executor.
+        self.supports_jit = self.retraction != "expm"
         self.w0_value = None if w0 is None else check_orthogonal(w0)
 
     def build(self, dim):
@@ -110,7 +118,7 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
 
     def prepare(self, params):
         """Per-call preprocessing of ψ for `generator` (done once, not per step)."""
-        return {name: tf.cast(value, self.compute_dtype) for name, value in params.items()}
+        return {name: tf.cast(value, self.variable_dtype) for name, value in params.items()}
 
     def generator(self, params, t, w):
         """B(t, W) ∈ Skew(d) for W of shape (..., d, d), with `params` from `prepare`."""
@@ -234,7 +242,7 @@ class GatedFlow(AbstractOrthogonalFlow):
 
     def generators(self, params, times):
         """B(t) for every t in `times` at once: (..., len(times), d, d)."""
-        dtype = self.compute_dtype
+        dtype = self.variable_dtype
         phi = tf.constant(time_features(np.asarray(times, np.float64), self.horizon), dtype)
         a = tf.cast(params["gates"], dtype)
         theta = tf.cast(params["gate_kernels"], dtype)
@@ -249,7 +257,7 @@ class GatedFlow(AbstractOrthogonalFlow):
             return super().trajectory(num_steps, step_size, params)
         params = self.param_dict() if params is None else params
         steps = self._integrator.exp(step_size * self.generators(params, np.arange(num_steps) * step_size))
-        w = tf.convert_to_tensor(params["w0"], self.compute_dtype)
+        w = tf.cast(params["w0"], self.variable_dtype)
         trajectory = [w]
         # unstack, not N slices: their gradients would be N dense (..., N, d, d) tensors
         for i, step in enumerate(tf.unstack(steps, axis=-3)):
@@ -293,8 +301,8 @@ class TrigonometricFlow(AbstractParameterFlow):
 
     def trajectory(self, num_steps, step_size, params=None):
         params = self.param_dict() if params is None else params
-        basis = tf.constant(self.basis(np.arange(num_steps + 1) * step_size), self.compute_dtype)
-        coefficients = tf.cast(params["coefficients"], self.compute_dtype)
+        basis = tf.constant(self.basis(np.arange(num_steps + 1) * step_size), self.variable_dtype)
+        coefficients = tf.cast(params["coefficients"], self.variable_dtype)
         return tf.einsum("nj,...jab->...nab", basis, coefficients)
 
     def get_config(self):
@@ -335,7 +343,7 @@ class HyperFlow(AbstractParameterFlow):
 
     def velocity(self, params, vec_w):
         """Σₖ aₖ gₖ(vec W) for vec_w of shape (..., d²)."""
-        p = {name: tf.cast(value, self.compute_dtype) for name, value in params.items()}
+        p = {name: tf.cast(value, self.variable_dtype) for name, value in params.items()}
         h = tf.tanh(tf.einsum("...i,...kis->...ks", vec_w, p["kernel_1"]) + p["bias_1"])
         h = tf.tanh(tf.einsum("...ks,...kst->...kt", h, p["kernel_2"]) + p["bias_2"])
         g = tf.einsum("...ks,...ksi->...ki", h, p["kernel_3"]) + p["bias_3"]
@@ -343,7 +351,7 @@ class HyperFlow(AbstractParameterFlow):
 
     def trajectory(self, num_steps, step_size, params=None):
         params = self.param_dict() if params is None else params
-        w0 = tf.convert_to_tensor(params["w0"], self.compute_dtype)
+        w0 = tf.cast(params["w0"], self.variable_dtype)
         dim = w0.shape[-1]
         v = tf.reshape(w0, tf.concat([tf.shape(w0)[:-2], [dim * dim]], 0))
         trajectory = [v]

@@ -73,7 +73,7 @@ _REGISTRY = {cls.name: cls for cls in (LieEuler, RKMK4)}
 
 def get(name, retraction="expm"):
     """The integrator called `name` ("lie_euler" or "rkmk4") with `retraction`."""
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(
             f"Unknown integrator. Expected one of {INTEGRATORS}. Received: integrator={name!r}"
         )

@@ -11,6 +11,7 @@ have the same two-level API:
 """
 
 import math
+import numbers
 
 import keras
 import numpy as np
@@ -25,6 +26,11 @@ SOLVERS = ("euler", "rk4")
 
 def get_activation(name):
     """`"abs"` (the paper's f = |·|, Lemma 4.1) or any Keras activation name."""
+    if not isinstance(name, str):  # a function would not survive get_config
+        raise ValueError(
+            "Unknown activation. Expected 'abs' or a Keras activation name (a string, which "
+            f"get_config can save). Received: activation={name!r}"
+        )
     if name == "abs":
         return tf.abs
     try:
@@ -42,8 +48,13 @@ def _auto_name(prefix):
     return prefix if uid == 1 else f"{prefix}_{uid - 1}"
 
 
+def _check_real(argument, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{argument} must be a real number. Received: {argument}={value!r}")
+
+
 def _check_choice(argument, value, allowed):
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"Unknown {argument}. Expected one of {tuple(allowed)}. Received: {argument}={value!r}")
     return value
 
@@ -58,8 +69,9 @@ def rk4_step(x, h, field_start, field_mid, field_end):
 
 
 def num_steps_of(step_size, horizon):
-    """N = T / h, or a ValueError if h ≤ 0, T ≤ 0 or h does not divide T."""
+    """N = T / h, or a ValueError if h or T is not a number > 0 or h does not divide T."""
     for name, value in (("step_size", step_size), ("horizon", horizon)):
+        _check_real(name, value)
         if not value > 0:
             raise ValueError(f"{name} must be > 0. Received: {name}={value!r}")
         if not math.isfinite(value):
@@ -133,9 +145,9 @@ class NonAutonomousODE(_ParamsMixin, keras.layers.Layer):
         if not isinstance(flow, flows_lib.AbstractParameterFlow):
             raise ValueError(f"flow must be an AbstractParameterFlow. Received: flow={flow!r}")
         self.flow = flow
+        self.num_steps = num_steps_of(step_size, horizon)
         self.step_size = float(step_size)
         self.horizon = float(horizon)
-        self.num_steps = num_steps_of(self.step_size, self.horizon)
         self.activation = activation
         self._f = get_activation(activation)
         self.solver = _check_choice("solver", solver, SOLVERS)
@@ -181,6 +193,11 @@ class NonAutonomousODE(_ParamsMixin, keras.layers.Layer):
         Depends on the parameters only: compute it once and pass it to `forward`
         for many inputs (ES rollouts do, once per rollout).
         """
+        if params is None and not self.built:
+            raise ValueError(
+                f"{self.name} has no weights yet: call it on an input, or build(input_shape), first. "
+                "Received: an unbuilt layer"
+            )
         params = self.param_dict() if params is None else params
         flow_params = _flow_params(params)
         if self.solver == "rk4":
@@ -204,8 +221,8 @@ class NonAutonomousODE(_ParamsMixin, keras.layers.Layer):
         weights = self.solver_weights(params) if weights is None else weights
         # A list of W_t: the gradient of unstack is one stack, whereas slicing
         # the stacked tensor N times would add up N dense (N+1, d, d) gradients.
-        weights = tf.unstack(weights, axis=-3)
-        x = tf.convert_to_tensor(inputs, self.compute_dtype)
+        x = tf.cast(inputs, self.compute_dtype)
+        weights = tf.unstack(tf.cast(weights, x.dtype), axis=-3)
         b = tf.cast(params["bias"], x.dtype)[..., tf.newaxis, :] if self.use_bias else 0.0
         h = self.step_size
 
@@ -280,6 +297,7 @@ class ODEtoODE(NonAutonomousODE):
         **kwargs,
     ):
         _check_choice("flow", flow, flows_lib.ORTHOGONAL_FLOWS)
+        num_steps_of(step_size, horizon)  # before the flow takes the horizon
         num_gates = manifolds.check_integer("num_gates", num_gates, 1)
         kwargs.setdefault("name", _auto_name("odetoode"))
         _check_choice("integrator", integrator, ("lie_euler", "rkmk4"))
@@ -322,6 +340,7 @@ class NANODE(NonAutonomousODE):
     """
 
     def __init__(self, degree=1, step_size=0.04, horizon=1.0, activation="abs", solver="euler", use_bias=True, seed=None, **kwargs):
+        num_steps_of(step_size, horizon)  # before the flow takes the horizon
         flow = flows_lib.TrigonometricFlow(degree=degree, horizon=horizon, seed=seed, name="flow", dtype=kwargs.get("dtype"))
         super().__init__(flow, step_size=step_size, horizon=horizon, activation=activation, solver=solver, use_bias=use_bias, **kwargs)
         self.degree = degree
@@ -380,12 +399,16 @@ class NeuralODE(_ParamsMixin, keras.layers.Layer):
     def __init__(self, hidden_units=None, step_size=0.04, horizon=1.0, activation="tanh", solver="euler", rtol=1e-5, atol=1e-6, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.hidden_units = None if hidden_units is None else manifolds.check_integer("hidden_units", hidden_units, 1)
+        self.num_steps = num_steps_of(step_size, horizon)
         self.step_size = float(step_size)
         self.horizon = float(horizon)
-        self.num_steps = num_steps_of(self.step_size, self.horizon)
         self.activation = activation
         self._f = get_activation(activation)
         self.solver = _check_choice("solver", solver, self.SOLVERS)
+        for name, value in (("rtol", rtol), ("atol", atol)):
+            _check_real(name, value)
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0. Received: {name}={value!r}")
         self.rtol, self.atol = float(rtol), float(atol)
         self.seed = seed
 
@@ -411,7 +434,7 @@ class NeuralODE(_ParamsMixin, keras.layers.Layer):
 
     def forward(self, params, inputs, return_states=False):
         """x(T) for explicit `params`; with `return_states`, x_0 … x_N stacked on axis 0."""
-        x = tf.convert_to_tensor(inputs, self.compute_dtype)
+        x = tf.cast(inputs, self.compute_dtype)
         g = lambda x: self.vector_field(params, x)  # noqa: E731
         if self.solver == "dopri5":
             solver = tfp.math.ode.DormandPrince(rtol=self.rtol, atol=self.atol)
@@ -477,7 +500,7 @@ class StiefelDense(_ParamsMixin, keras.layers.Layer):
         self.built = True
 
     def forward(self, params, inputs):
-        x = tf.convert_to_tensor(inputs, self.compute_dtype)
+        x = tf.cast(inputs, self.compute_dtype)
         y = tf.matmul(x, tf.cast(params["kernel"], x.dtype))
         return y + tf.cast(params["bias"], x.dtype)[..., tf.newaxis, :] if self.use_bias else y
 
@@ -521,7 +544,7 @@ class DeepNet(_ParamsMixin, keras.layers.Layer):
 
     def forward(self, params, inputs, return_states=False):
         """The stack for explicit `params`; with `return_states`, every layer's output."""
-        x = tf.convert_to_tensor(inputs, self.compute_dtype)
+        x = tf.cast(inputs, self.compute_dtype)
         kernels = tf.unstack(tf.cast(params["kernels"], x.dtype), axis=-3)  # see NonAutonomousODE.forward
         biases = tf.unstack(tf.cast(params["biases"], x.dtype)[..., tf.newaxis, :], axis=-3)
         states = [x]

@@ -57,7 +57,7 @@ def check_integer(argument, value, minimum):
 
 
 def check_retraction(retraction):
-    if retraction not in RETRACTIONS:
+    if not isinstance(retraction, str) or retraction not in RETRACTIONS:
         raise ValueError(
             f"Unknown retraction. Expected one of {RETRACTIONS}. "
             f"Received: retraction={retraction!r}"
@@ -182,6 +182,15 @@ def qr_orthonormalize(w):
     signs = tf.where(signs == 0, tf.ones_like(signs), signs)
     q = q * signs[..., tf.newaxis, :]
     return q if tall else _t(q)
+
+
+def polar_factor(w):
+    """The nearest point of ST(n, p) to W in the Frobenius norm: U Vᵀ of W = U Σ Vᵀ.
+
+    W must have full rank p. Leading axes are batch axes.
+    """
+    _, u, v = tf.linalg.svd(w, full_matrices=False)
+    return tf.matmul(u, v, transpose_b=True)
 
 
 def polar_correction(w, fade_radius=None):

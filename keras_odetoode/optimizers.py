@@ -31,6 +31,14 @@ class _ManifoldRouting:
     def _manifold(self, variable):
         return self._manifolds.get(self._var_key(variable))
 
+    def _update_model_variables_moving_average(self, trainable_variables):
+        """`use_ema`: a weighted mean of points on ST(n, p) lies off it; the average of a
+        manifold variable is kept on the manifold by its polar factor after each update."""
+        super()._update_model_variables_moving_average(trainable_variables)
+        for variable, average in zip(trainable_variables, self._model_variables_moving_average):
+            if average is not None and self._manifold(variable) is not None:
+                average.assign(manifolds.polar_factor(average))
+
 
 @keras.saving.register_keras_serializable(package="keras_odetoode")
 class RiemannianSGD(_ManifoldRouting, keras.optimizers.SGD):

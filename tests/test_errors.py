@@ -127,7 +127,45 @@ def test_unknown_activation_is_rejected(case, activation):
     assert re.search(_received("activation", activation), str(info.value))
 
 
+@pytest.mark.parametrize(
+    "make, argument",
+    [
+        (lambda: layers.ODEtoODE(flow=["gated"]), "flow"),
+        (lambda: layers.ODEtoODE(integrator=["rkmk4"]), "integrator"),
+        (lambda: integrators.get(["rkmk4"]), "integrator"),
+        (lambda: layers.ODEtoODE(retraction=["cayley"]), "retraction"),
+        (lambda: layers.NeuralODE(solver=["rk4"]), "solver"),
+    ],
+)
+def test_names_that_are_not_strings_are_rejected(make, argument):
+    # A list is unhashable: the lookup itself must not raise a TypeError first.
+    with pytest.raises(ValueError, match=rf"Unknown {argument}\. Expected one of .*Received: {argument}=\["):
+        make()
+
+
+@pytest.mark.parametrize("case", ACTIVATION_LAYERS)
+def test_activation_functions_are_rejected_for_their_names(case):
+    # keras.activations.get would take the function, and get_config could not save it.
+    with pytest.raises(ValueError, match="Expected 'abs' or a Keras activation name") as info:
+        LAYERS[case](activation=np.tanh)
+    assert re.search(_received("activation", np.tanh), str(info.value))
+
+
 # Step size and horizon.
+
+
+@pytest.mark.parametrize("case", ODE_LAYERS)
+@pytest.mark.parametrize("argument, value", [("step_size", True), ("step_size", "0.25"), ("horizon", None),
+                                             ("horizon", "1")])  # fmt: skip
+def test_step_size_and_horizon_must_be_numbers(case, argument, value):
+    with pytest.raises(ValueError, match=re.escape(f"{argument} must be a real number. Received: {argument}={value!r}")):
+        LAYERS[case](**{argument: value})
+
+
+@pytest.mark.parametrize("argument, value", [("rtol", -1.0), ("atol", 0.0), ("rtol", "1e-5")])
+def test_dormand_prince_tolerances_must_be_positive_numbers(argument, value):
+    with pytest.raises(ValueError, match=rf"{argument} must be .*Received: {argument}={re.escape(repr(value))}"):
+        layers.NeuralODE(solver="dopri5", **{argument: value})
 
 
 @pytest.mark.parametrize("case", ODE_LAYERS)
@@ -309,3 +347,9 @@ def test_from_config_validates_like_the_constructor():
         layers.ODEtoODE.from_config({**config, "integrator": "euler"})
     with pytest.raises((ValueError, TypeError), match="step_size must divide horizon"):
         layers.ODEtoODE.from_config({**config, "step_size": 0.3})
+
+
+@pytest.mark.parametrize("case", ["odetoode-iso", "odetoode-gated", "nanode", "hypernet"])
+def test_parameter_trajectory_of_an_unbuilt_layer_says_to_build_it(case):
+    with pytest.raises(ValueError, match="has no weights yet: call it on an input, or build"):
+        LAYERS[case]().parameter_trajectory()

@@ -59,6 +59,29 @@ def test_parameter_flow_order(integrator, retraction, rotating_flow_args):
     assert _slope(STEPS, errors) == pytest.approx(order, abs=0.3)
 
 
+@pytest.mark.parametrize("integrator", integrators.INTEGRATORS)
+@pytest.mark.parametrize("retraction", manifolds.RETRACTIONS)
+def test_parameter_flow_order_when_the_generator_depends_on_w(integrator, retraction):
+    """The isospectral flow Ẇ = W [WᵀQW, N] against DOP853: RKMK4's stages must each see their own W."""
+    d = 5
+    flow = flows.IsospectralFlow(integrator=integrator, retraction=retraction, seed=0, dtype="float64")
+    flow.build(d)
+    rng = np.random.default_rng(4)
+    q, n = (0.5 * manifolds.sym(rng.standard_normal((d, d))).numpy() for _ in range(2))  # h·‖B‖ < 1 from h = 1/8
+    flow.q_matrix.assign(q), flow.n_matrix.assign(n)
+    w0 = flow.w0.numpy()
+
+    def rhs(t, y):
+        w = y.reshape(d, d)
+        m = w.T @ q @ w
+        return (w @ (m @ n - n @ m)).ravel()
+
+    exact = scipy.integrate.solve_ivp(rhs, (0, T), w0.ravel(), method="DOP853", rtol=1e-13, atol=1e-13).y[:, -1]
+    errors = [np.linalg.norm(flow.trajectory(s, T / s).numpy()[-1].ravel() - exact) for s in STEPS]
+    assert errors[0] > 1e-8
+    assert _slope(STEPS, errors) == pytest.approx(integrators.get(integrator).order, abs=0.3)
+
+
 @pytest.mark.parametrize("solver,order", [("euler", 1), ("rk4", 4)])
 def test_main_flow_order_against_expm(solver, order, rng):
     w = rng.standard_normal((4, 4))

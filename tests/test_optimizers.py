@@ -115,7 +115,15 @@ def test_500_steps_stay_on_the_manifold_and_solve_procrustes(shape, retraction, 
         lambda: ko.DeepResNet(3, seed=0),
     ],
 )
-def test_fit_trains_every_layer_and_keeps_the_manifold(make_layer, rng):
+def test_fit_trains_every_layer_and_keeps_the_manifold(make_layer, rng, monkeypatch):
+    def constraint_that_checks(self, w):
+        # Keras applies the constraint after each optimizer step: the step itself must stay on the manifold.
+        error = tf.cast(manifolds.orthogonality_error(w), tf.float64)
+        check = tf.debugging.assert_less(error, tf.constant(1e-5, tf.float64), "a step left the manifold")
+        with tf.control_dependencies([check]):
+            return manifolds.qr_orthonormalize(w)
+
+    monkeypatch.setattr(manifolds.Stiefel, "__call__", constraint_that_checks)
     x = rng.standard_normal((128, 6)).astype("float32")
     y = np.tanh(x @ rng.standard_normal((6, 3))).astype("float32")
     model = keras.Sequential([keras.Input((6,)), ko.StiefelDense(8, seed=0), make_layer(), ko.StiefelDense(3, seed=1)])
@@ -135,3 +143,31 @@ def test_optimizer_config_round_trip():
         assert clone.get_config() == opt.get_config()
         restored = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
         assert type(restored) is type(opt)
+
+
+@pytest.mark.parametrize("make", [lambda: ko.RiemannianSGD(0.1, use_ema=True), lambda: ko.RiemannianAdam(0.02, use_ema=True)])
+def test_ema_of_a_manifold_variable_is_the_polar_factor_of_the_mean(make, rng):
+    """use_ema: average ← polar(m·average + (1 − m)·W), so EMA weights stay on the manifold."""
+    w = _manifold_variable((7, 3), "expm", seed=1)
+    opt = make()
+    opt.build([w])
+    average = opt._model_variables_moving_average[0]
+    a0, w1 = manifolds.random_stiefel((7, 3), seed=2), w.numpy()
+    average.assign(a0)
+    opt.iterations.assign(1)
+    opt._update_model_variables_moving_average([w])
+    u, _, vt = np.linalg.svd(0.99 * a0 + 0.01 * w1, full_matrices=False)
+    np.testing.assert_allclose(average.numpy(), u @ vt, atol=1e-6)
+
+
+def test_fit_with_ema_leaves_the_manifold_variables_on_it(rng):
+    x = rng.standard_normal((128, 6)).astype("float32")
+    y = np.tanh(x @ rng.standard_normal((6, 3))).astype("float32")
+    model = keras.Sequential([keras.Input((6,)), ko.StiefelDense(8, seed=0), ko.ODEtoODE(step_size=0.2, seed=0),
+                              ko.StiefelDense(3, seed=1)])  # fmt: skip
+    model.compile(ko.RiemannianAdam(0.02, use_ema=True, ema_momentum=0.9, ema_overwrite_frequency=3), "mse")
+    model.fit(x, y, batch_size=32, epochs=3, verbose=0)  # overwritten every 3 steps, then finalized
+    manifold_vars = [v for v in model.weights if manifolds.manifold_of(v)]
+    assert len(manifold_vars) == 3
+    for v in manifold_vars:
+        assert float(manifolds.orthogonality_error(v)) < 1e-5
