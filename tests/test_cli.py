@@ -1,6 +1,8 @@
 """The `keras-odetoode` script: bad input in one line (exit 2), everything else unchanged."""
 
 import importlib.metadata
+import os
+import sys
 
 import pytest
 
@@ -56,3 +58,29 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(cli, "main", fail)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.run([])
+
+
+def error_lines(capsys):
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("keras-odetoode: error:")]
+
+
+ES_ARGV = ["es", "--env", "Swimmer-v5", "--iterations", "1", "--perturbations", "2", "--episode-length", "3",
+           "--no-progress"]
+
+
+@pytest.mark.parametrize("name", ["iterations", "episode_length"])
+def test_es_rejects_nonpositive_counts_before_starting(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    argv = ES_ARGV + ["--" + name.replace("_", "-"), "0", "--logdir", str(tmp_path / "run")]
+    assert cli.run(argv) == 2
+    assert error_lines(capsys) == [f"keras-odetoode: error: {name} must be an integer ≥ 1. Received: {name}=0"]
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_ray_backend_without_ray_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    assert cli.run(ES_ARGV + ["--backend", "ray", "--logdir", str(tmp_path / "run")]) == 2
+    assert error_lines(capsys) == [
+        'keras-odetoode: error: The ray backend needs Ray, which cannot be imported: pip install "keras_odetoode[ray]"'
+    ]

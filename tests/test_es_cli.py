@@ -12,6 +12,9 @@ import tensorflow as tf
 
 from keras_odetoode import cli
 from keras_odetoode.es import backends, checkpoint, envs, policies, rollouts, trainer
+from keras_odetoode.es import strategy as es
+from keras_odetoode.es.normalization import ObsStats
+from test_cli import error_lines
 
 
 def run_cli(argv):
@@ -53,14 +56,34 @@ def test_swimmer_es_end_to_end_with_export_and_evaluate(tmp_path, capsys):
 
 
 def test_dm_control_es_end_to_end(tmp_path, capsys):
+    import gymnasium
+    import shimmy  # noqa: F401  (registers the dm_control/ ids)
+
+    from keras_odetoode.es import evaluation
+
     logdir = str(tmp_path / "dmc")
     env_id = "dm_control/swimmer-swimmer15-v0"
     argv = ["es", "--env", env_id, "--iterations", "2", "--perturbations", "4", "--episode-length", "10",
             "--logdir", logdir, "--no-progress"]
     assert run_cli(argv) == 0
+    export = os.path.join(logdir, "policy")
+
+    # The exported policy takes the flattened dict observation: 14 joint angles, 2 to-target, 15 × 3 velocities.
+    raw = gymnasium.make(env_id)
+    width = sum(int(np.prod(space.shape)) for space in raw.observation_space.values())
+    raw.close()
+    assert width == 61
+    serve = tf.saved_model.load(export).signatures["serving_default"]
+    assert [spec.shape.as_list() for spec in serve.structured_input_signature[1].values()] == [[None, width]]
+
+    # On the episode that scored the best centre during training, it scores the same.
+    best = checkpoint.load_latest(os.path.join(logdir, "checkpoints")).best
+    seed = int(rollouts.episode_seeds(0, best["iteration"], [4])[0])  # the centre is member k = 4
+    returns = evaluation.evaluate_policy(export, episodes=1, seed=seed)
+    np.testing.assert_allclose(returns, [best["reward"]], rtol=1e-4)
     capsys.readouterr()
-    assert run_cli(["evaluate", os.path.join(logdir, "policy"), "--env", env_id, "--episodes", "1"]) == 0
-    assert "swimmer15" in capsys.readouterr().out
+    assert run_cli(["evaluate", export, "--env", env_id, "--episodes", "1", "--seed", str(seed)]) == 0
+    assert capsys.readouterr().out.startswith(f"{env_id}: {returns[0]:.3f} ± 0.000 over 1 episodes")
 
 
 class InterruptingBackend(backends.InProcessBackend):
@@ -116,15 +139,109 @@ def test_ctrl_c_checkpoints_and_resume_is_bit_identical(tmp_path):
     assert checkpoint.load(paths[-2]).state.iteration == 2
 
 
+def small_checkpoint(iteration):
+    rng = np.random.default_rng(iteration)
+    params = {"omega_1/kernel": rng.standard_normal((3, 4)), "core/bias": rng.standard_normal(4)}
+    return checkpoint.Checkpoint(
+        es.ESState(params, iteration, 0), ObsStats(10.0, rng.standard_normal(3), rng.random(3)),
+        {"reward": -np.inf, "iteration": None, "params": None, "obs_mean": None, "obs_variance": None},
+        [], {"env_id": "Swimmer-v5"},
+    )
+
+
+def set_central_directory_byte(data, offset, value):
+    """A zip central-directory entry starts with b"PK\\x01\\x02"; +6 is the version needed, +8 the flags."""
+    start = data.index(b"PK\x01\x02")
+    data[start + offset] = value
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda data: data[: len(data) // 2],  # zipfile.BadZipFile
+        lambda data: set_central_directory_byte(data, 6, 0xFF) or data,  # NotImplementedError: zip version
+        lambda data: set_central_directory_byte(data, 8, 0x01) or data,  # RuntimeError: encrypted
+    ],
+    ids=["truncated", "zip_version", "encrypted"],
+)
+def test_a_corrupted_checkpoint_is_a_checkpoint_error_naming_the_previous_one(corrupt, tmp_path, monkeypatch):
+    directory = tmp_path / "checkpoints"
+    for iteration in (1, 2, 3):
+        checkpoint.save(str(directory), small_checkpoint(iteration))
+    path = directory / "ckpt-000002.npz"
+    path.write_bytes(bytes(corrupt(bytearray(path.read_bytes()))))
+    # A bare file name: the hint must still name ckpt-000001, not ckpt-000003 nor the corrupted file.
+    monkeypatch.chdir(directory)
+    with pytest.raises(checkpoint.CheckpointError) as error:
+        checkpoint.load("ckpt-000002.npz")
+    message = str(error.value)
+    assert message.startswith("Checkpoint 'ckpt-000002.npz' is corrupted")
+    assert message.endswith(
+        "The previous checkpoint 'ckpt-000001.npz' is kept; resume from it with "
+        "`--resume ckpt-000001.npz` (or delete the corrupted file)."
+    )
+    assert checkpoint.load("ckpt-000001.npz").state.iteration == 1
+    (directory / "ckpt-000001.npz").write_bytes(b"not a zip")
+    with pytest.raises(checkpoint.CheckpointError, match=r"corrupted.*No earlier checkpoint exists"):
+        checkpoint.load(str(directory / "ckpt-000001.npz"))
+
+
+def test_a_fresh_run_refuses_a_logdir_with_another_runs_checkpoints(tmp_path, capsys, monkeypatch):
+    """Else pruning by iteration number would delete the new run's checkpoints, and --resume load the old run."""
+    logdir = str(tmp_path / "run")
+    newest = checkpoint.save(os.path.join(logdir, "checkpoints"), small_checkpoint(5))
+    with pytest.raises(ValueError) as error:
+        trainer.train(CONFIG, policy_fn, backend=None, logdir=logdir, progress=False)
+    message = str(error.value)
+    assert f"logdir={logdir!r}" in message and f"newest: {newest!r}" in message
+    assert "Pass --resume (resume='latest')" in message and "another --logdir" in message
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    argv = ["es", "--env", "Swimmer-v5", "--iterations", "1", "--perturbations", "2", "--episode-length", "3",
+            "--logdir", logdir, "--no-progress"]
+    assert cli.run(argv) == 2
+    assert error_lines(capsys) == [f"keras-odetoode: error: {message}"]
+    assert checkpoint.list_checkpoints(os.path.join(logdir, "checkpoints")) == [newest]
+    assert sorted(os.listdir(logdir)) == ["checkpoints"]
+
+
+class RecordingBackend(backends.InProcessBackend):
+    """Keeps every `RolloutResult` it returns."""
+
+    def evaluate(self, *args):
+        self.results = getattr(self, "results", []) + [super().evaluate(*args)]
+        return self.results[-1]
+
+
 def test_nan_rewards_rank_worst_and_training_continues(tmp_path):
     from test_es_rollouts import make_scripted, scripted_policy
 
     config = trainer.ESConfig("ESTest/Scripted", perturbations=14, episode_length=3, iterations=2, seed=0)
-    with backends.InProcessBackend(make_scripted, scripted_policy) as backend:
+    with RecordingBackend(make_scripted, scripted_policy) as backend:
         result = trainer.train(config, scripted_policy, backend, logdir=str(tmp_path), progress=False)
     assert result.state.iteration == 2
-    assert sum(row["num_nonfinite"] for row in result.history) >= 1
     assert all(np.all(np.isfinite(v)) for v in result.state.params.values())
+
+    # Re-derive each update: z-scores with NaN members one std below the worst finite return.
+    policy = rollouts.PopulationPolicy(scripted_policy())
+    strategy = config.strategy(policy.specs)
+    state = strategy.init(policy.get_params(), seed=config.seed)
+    num_nonfinite = 0
+    for row, evaluated in zip(result.history, backend.results, strict=True):
+        returns = evaluated.returns[:14]
+        bad = ~np.isfinite(returns)
+        num_nonfinite += bad.sum()
+        assert row["num_nonfinite"] == evaluated.nonfinite.sum() >= bad.sum()
+        finite = returns[~bad]
+        z = np.where(bad, finite.min() - finite.std(), returns)
+        z = (z - z.mean()) / z.std()
+        noise = strategy.noise(state)
+        expected = (z[0::2] - z[1::2]) @ noise / (config.sigma * 14)
+        np.testing.assert_allclose(es.flatten(strategy.gradient(noise, returns), strategy.specs), expected,
+                                   rtol=1e-10, atol=1e-12)
+        state, _ = strategy.tell(state, noise, returns)
+    assert num_nonfinite >= 1
+    for name, value in state.params.items():  # the run made exactly these updates
+        np.testing.assert_array_equal(result.state.params[name], value)
 
 
 def test_unknown_env_from_cli_says_how_to_list_ids(tmp_path):

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from keras_odetoode.es import backends, envs, policies, rollouts, trainer
 from keras_odetoode.es import strategy as es
+from keras_odetoode.es.normalization import ObsStats
 
 
 class ScriptedEnv(gymnasium.Env):
@@ -92,41 +93,95 @@ def test_batched_policy_equals_each_members_keras_model(name):
         np.testing.assert_allclose(stepped[m], reference, atol=1e-5, rtol=1e-5)
 
 
+def reference_episode(call, seed, mean, variance, max_steps):
+    """One member, one Keras model, one env: (return, steps, poisoned, observations the policy saw, any |action| > 1)."""
+    env = make_scripted()
+    obs, _ = env.reset(seed=int(seed))
+    total, steps, poisoned, seen, out_of_bounds = 0.0, 0, False, [], False
+    for _ in range(max_steps):
+        seen.append(obs)
+        raw = call(((obs - mean) / np.sqrt(variance))[None].astype(np.float32)).numpy()[0]
+        out_of_bounds |= bool(np.any(np.abs(raw) > 1.0))
+        obs, reward, terminated, truncated, _ = env.step(np.clip(raw, -1.0, 1.0))
+        if not np.isfinite(reward):
+            poisoned = True
+            break
+        total, steps = total + reward, steps + 1
+        if terminated or truncated:
+            break
+    return total, steps, poisoned, np.array(seen), out_of_bounds
+
+
 def test_rollouts_stop_finished_members_clip_actions_and_flag_nonfinite():
     worker = rollouts.RolloutWorker(make_scripted, scripted_policy)
     policy = worker.policy
     strategy = es.RiemannianES(policy.specs, num_perturbations=14, sigma=0.1)
     population, _ = strategy.ask(strategy.init(policy.get_params(), seed=0))
     seeds = np.arange(14)
-    result = worker.run(population, seeds, np.zeros(3), np.ones(3), max_steps=10)
-    model = policy.model
-    call = tf.function(model)  # reads the variables: one trace serves every member
+    # Frozen normalization statistics: every step of every member uses these.
+    mean, variance = np.array([0.5, -0.2, 0.1]), np.array([2.0, 0.5, 1.5])
+    result = worker.run(population, seeds, mean, variance, max_steps=10)
+    call = tf.function(policy.model)  # reads the variables: one trace serves every member
     out_of_bounds = False
-    for m, seed in enumerate(seeds):  # reference: one member, one Keras model, one env
+    for m, seed in enumerate(seeds):
         policy.set_params(member(population, m))
-        env = make_scripted()
-        obs, _ = env.reset(seed=int(seed))
-        total, steps, poisoned = 0.0, 0, False
-        while True:
-            raw = call(obs[None].astype(np.float32)).numpy()[0]
-            out_of_bounds |= bool(np.any(np.abs(raw) > 1.0))
-            action = np.clip(raw, -1.0, 1.0)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            if not np.isfinite(reward):
-                poisoned = True
-                break
-            total, steps = total + reward, steps + 1
-            if terminated or truncated:
-                break
+        total, steps, poisoned, seen, clipped = reference_episode(call, seed, mean, variance, 10)
+        out_of_bounds |= clipped
         assert result.nonfinite[m] == poisoned
         assert result.lengths[m] == steps == (min(1 + seed % 5, 3) if not poisoned else 1)
         if not poisoned:
             np.testing.assert_allclose(result.returns[m], total, atol=1e-5)
         else:
             assert np.isnan(result.returns[m])
+        # The statistics of the observations the policy saw, for the normalization update.
+        assert result.obs_count[m] == len(seen)
+        np.testing.assert_allclose(result.obs_sum[m], seen.sum(0), atol=1e-5)
+        np.testing.assert_allclose(result.obs_sumsq[m], (seen**2).sum(0), atol=1e-5)
     assert result.nonfinite.sum() == 1  # seed 3; seed 10 ends at step 1, before its NaN
     assert out_of_bounds  # so clipping was exercised (ScriptedEnv.step asserts it happened)
     np.testing.assert_array_equal(result.obs_count, result.lengths + result.nonfinite)
+
+
+def test_obs_stats_merge_members_equals_numpy_over_all_observations():
+    rng = np.random.default_rng(0)
+    prior = rng.normal(-1.0, 0.5, (7, 4))
+    batches = [rng.normal(3.0, 2.0, (n, 4)) for n in (1, 5, 0, 30, 2)]  # one member saw nothing
+    stats = ObsStats.empty(4).merge(len(prior), prior.sum(0), (prior**2).sum(0))
+    stats = stats.merge_members([len(b) for b in batches], [b.sum(0) for b in batches], [(b**2).sum(0) for b in batches])
+    everything = np.concatenate([prior, *batches])
+    assert stats.count == len(everything) == 45
+    np.testing.assert_allclose(stats.mean, everything.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(stats.variance, everything.var(0), rtol=1e-10)
+    constant = ObsStats.empty(2).merge(3, [6.0, 3.0], [12.0, 3.0 + 1e-12])  # (2, 1) three times: no spread
+    np.testing.assert_array_equal(constant.variance, [1.0, 1.0])  # left unscaled
+    np.testing.assert_array_equal(ObsStats.empty(2).merge(1, [2.0, 1.0], [4.0, 1.0]).variance, [1.0, 1.0])
+
+
+def test_an_iteration_normalizes_with_frozen_statistics_then_merges_what_its_members_saw():
+    config = trainer.ESConfig("ESTest/Scripted", perturbations=4, episode_length=3, seed=2)
+    prior = np.random.default_rng(1).normal([0.5, -0.2, 0.1], [1.4, 0.7, 1.2], (9, 3))
+    stats = ObsStats.empty(3).merge(len(prior), prior.sum(0), (prior**2).sum(0))
+    mean, variance = stats.normalizer()
+    with backends.InProcessBackend(make_scripted, scripted_policy) as backend:
+        policy = rollouts.PopulationPolicy(scripted_policy())
+        strategy = config.strategy(policy.specs)
+        state = strategy.init(policy.get_params(), seed=config.seed)
+        _, new_stats, result, _ = trainer.es_iteration(strategy, state, stats, backend, config)
+    population, _ = strategy.ask(state)
+    centre = {k: v[None] for k, v in state.params.items()}
+    seeds = rollouts.episode_seeds(config.seed, 0, [0, 0, 1, 1, 4])
+    call = tf.function(policy.model)
+    seen = [prior]
+    for m in range(5):
+        policy.set_params(member(population, m) if m < 4 else member(centre, 0))
+        total, *_, observations, _ = reference_episode(call, seeds[m], mean, variance, 3)
+        np.testing.assert_allclose(np.nan_to_num(result.returns[m], nan=total), total, atol=1e-5)
+        seen.append(observations)
+    everything = np.concatenate(seen)
+    assert new_stats.count == len(everything)
+    # Observations carry float32 actions, computed by XLA here and by Keras in the reference.
+    np.testing.assert_allclose(new_stats.mean, everything.mean(0), atol=1e-6)
+    np.testing.assert_allclose(new_stats.m2 / new_stats.count, everything.var(0), atol=1e-6)
 
 
 def test_unknown_env_id_says_how_to_list_ids():
@@ -171,8 +226,10 @@ def test_a_members_episode_does_not_depend_on_how_the_population_is_split(chunks
     assert np.all(whole.lengths == 20) and np.all(np.isfinite(whole.returns))
 
 
-def test_worker_processes_match_in_process_bitwise_and_survive_a_crash(tmp_path):
-    """2 local processes, one of which dies mid-episode, give the in-process results."""
+def test_worker_processes_match_in_process_bitwise_survive_a_crash_and_drop_stale_replies(tmp_path):
+    """2 local processes, one of which dies mid-episode, give the in-process results; so
+    they do after an evaluate that failed in one worker or was interrupted by Ctrl-C,
+    whose unread replies the next evaluate must drop."""
     marker = str(tmp_path / "crashed")
     env_fn = functools.partial(make_swimmer_crashing_once, marker)
     config = trainer.ESConfig("Swimmer-v5", perturbations=6, episode_length=30, seed=3)
@@ -184,6 +241,21 @@ def test_worker_processes_match_in_process_bitwise_and_survive_a_crash(tmp_path)
     with backends.ProcessBackend(env_fn, small_odetoode, workers=2) as backend:
         outputs = [trainer.es_iteration(strategy, state, stats, backend, config)]
         assert backend.restarts == 1 and os.path.exists(marker)
+        population, _ = strategy.ask(state)  # the first iteration's 6 members + centre again
+        population = {n: np.concatenate([v, state.params[n][None]]) for n, v in population.items()}
+        seeds, (mean, variance) = np.arange(7) + 100, stats.normalizer()
+        with pytest.raises(RuntimeError, match="worker process raised"):  # seed −1: worker 0 raises,
+            backend.evaluate(population, np.append(-1, seeds[1:]), mean, variance, 30)  # worker 1 replies
+        worker = backend.workers[0]
+
+        def interrupt(*args):  # Ctrl-C while the parent waits for both replies
+            del worker.receive
+            raise KeyboardInterrupt
+
+        worker.receive = interrupt
+        with pytest.raises(KeyboardInterrupt):
+            backend.evaluate(population, seeds, mean, variance, 30)
+        assert backend.restarts == 1
         outputs.append(trainer.es_iteration(strategy, *outputs[0][:2], backend, config))  # frozen → updated stats
     with backends.InProcessBackend(env_fn, small_odetoode) as backend:
         reference = [trainer.es_iteration(strategy, state, stats, backend, config)]

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from keras_odetoode import manifolds
 from keras_odetoode.es import strategy as es
@@ -159,15 +160,42 @@ def test_fitness_shaping_functions():
         es.get_fitness_shaping("nope")
 
 
-def test_nonfinite_fitness_counts_as_worst():
-    clean, bad = es.sanitize_fitness([1.0, np.nan, 5.0, np.inf])
-    np.testing.assert_array_equal(clean, [1.0, 1.0, 5.0, 1.0])
-    np.testing.assert_array_equal(bad, [False, True, False, True])
-    strategy = es.RiemannianES((es.ParamSpec("x", (3,)),), num_perturbations=4)
+def test_centered_ranks_average_ties_so_equal_returns_give_no_step():
+    np.testing.assert_allclose(es.centered_ranks([2.0, 1.0, 2.0, 0.0]), [1 / 3, -1 / 6, 1 / 3, -1 / 2])
+    f = np.random.default_rng(0).integers(0, 4, 9).astype(float)  # many ties
+    np.testing.assert_allclose(es.centered_ranks(f), (scipy.stats.rankdata(f) - 1) / 8 - 0.5, atol=1e-15)
+    strategy = es.RiemannianES(SPECS, num_perturbations=6, fitness_shaping="centered_ranks", antithetic=False)
+    state = strategy.init(initial_params())
+    _, noise = strategy.ask(state)
+    for g in strategy.gradient(noise, np.full(6, 3.0)).values():
+        np.testing.assert_array_equal(g, 0.0)
+    new, _ = strategy.tell(state, noise, np.full(6, 3.0))
+    np.testing.assert_array_equal(new.params["b"], state.params["b"])
+
+
+@pytest.mark.parametrize("shaping", sorted(es.FITNESS_SHAPINGS))
+def test_nonfinite_fitness_ranks_strictly_worst(shaping):
+    fitness = np.array([1.0, np.nan, -5.0, np.inf, 2.0, -np.inf])
+    clean, bad = es.sanitize_fitness(fitness)
+    worst = -5.0 - np.std([1.0, -5.0, 2.0])  # the documented value: one std below the worst finite return
+    np.testing.assert_array_equal(clean, [1.0, worst, -5.0, worst, 2.0, worst])
+    np.testing.assert_array_equal(bad, [False, True, False, True, False, True])
+    shaped = es.get_fitness_shaping(shaping)(clean)
+    assert shaped[bad].max() < shaped[~bad].min() and np.ptp(shaped[bad]) == 0
+    if shaping == "centered_ranks":  # NaN/inf members share ranks 0-2 (average 1), below −5 (rank 3)
+        np.testing.assert_allclose(shaped, np.array([4, 1, 3, 1, 5, 1]) / 5 - 0.5)
+    np.testing.assert_array_equal(es.sanitize_fitness([np.nan, 3.0, 3.0])[0], [2.0, 3.0, 3.0])  # equal: minus 1
+    np.testing.assert_array_equal(es.sanitize_fitness([np.nan, np.inf])[0], [0.0, 0.0])
+
+    # The update uses these weights: 1/(σk) Σᵢ (w₂ᵢ − w₂ᵢ₊₁) εᵢ.
+    strategy = es.RiemannianES((es.ParamSpec("x", (3,)),), num_perturbations=6, fitness_shaping=shaping)
     state = strategy.init({"x": np.zeros(3)})
     _, noise = strategy.ask(state)
-    new, info = strategy.tell(state, noise, [1.0, np.nan, 2.0, 0.0])
-    assert info["num_nonfinite"] == 1 and np.all(np.isfinite(new.params["x"]))
+    expected = (shaped[0::2] - shaped[1::2]) @ noise / (strategy.sigma * 6)
+    np.testing.assert_allclose(strategy.gradient(noise, fitness)["x"], expected, rtol=1e-12)
+    new, info = strategy.tell(state, noise, fitness)
+    assert info["num_nonfinite"] == 3
+    np.testing.assert_allclose(new.params["x"], strategy.learning_rate * expected, rtol=1e-12)
 
 
 def test_argument_errors_say_what_was_received():

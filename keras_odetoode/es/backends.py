@@ -7,7 +7,9 @@ whatever the backend and the number of workers.
 
 Workers keep their environments and compiled policy alive between iterations.
 A worker process or Ray actor that dies mid-iteration is replaced and its chunk
-is evaluated again (same seeds, so the same result).
+is evaluated again (same seeds, so the same result). Requests to worker
+processes carry a call number: a reply left unread by an interrupted or failed
+`evaluate` is dropped by the next one, never taken for its result.
 """
 
 import abc
@@ -21,6 +23,13 @@ import numpy as np
 from keras_odetoode.es.rollouts import RolloutResult, RolloutWorker
 
 BACKENDS = ("local", "ray")
+
+
+class MissingDependencyError(ImportError, ValueError):
+    """An optional package a chosen option needs is not installed.
+
+    An ImportError, and a ValueError so that `keras-odetoode` reports it in one line.
+    """
 
 
 def split_population(size, parts):
@@ -88,9 +97,9 @@ def _process_main(conn, env_fn, policy_fn, jit_compile):
     try:
         worker = RolloutWorker(env_fn, policy_fn, jit_compile=jit_compile)
     except Exception:
-        conn.send(("error", traceback.format_exc()))
+        conn.send((None, "error", traceback.format_exc()))
         return
-    conn.send(("ready", None))
+    conn.send((None, "ready", None))
     while True:
         try:
             message = conn.recv()
@@ -98,14 +107,22 @@ def _process_main(conn, env_fn, policy_fn, jit_compile):
             break
         if message is None:
             break
+        call, args = message
         try:
-            conn.send(("ok", worker.run(*message)))
+            conn.send((call, "ok", worker.run(*args)))
         except Exception:
-            conn.send(("error", traceback.format_exc()))
+            conn.send((call, "error", traceback.format_exc()))
     worker.close()
 
 
 class _ProcessWorker:
+    """One worker process and its pipe.
+
+    Messages are (call, status, payload): `receive(call)` drops replies to earlier
+    calls. `broken` is set while a message is half sent or half read, so a
+    Ctrl-C at that moment leaves a pipe that must not be used again.
+    """
+
     def __init__(self, context, env_fn, policy_fn, jit_compile):
         self.conn, child = context.Pipe()
         self.process = context.Process(
@@ -114,20 +131,36 @@ class _ProcessWorker:
         self.process.start()
         child.close()
         self.ready = False
+        self.broken = False
 
-    def receive(self):
-        """The next message, or None if the process died."""
+    def request(self, call, args):
+        """Send `args` for `RolloutWorker.run` as call number `call`."""
+        self.broken = True
         try:
-            while not self.conn.poll(0.5):
-                if not self.process.is_alive() and not self.conn.poll(0):
-                    return None
-            return self.conn.recv()
+            self.conn.send((call, args))
+        except (OSError, ValueError):
+            pass  # died: receive() reports it
+        self.broken = False
+
+    def receive(self, call):
+        """(status, payload) of the reply to `call`, or None if the process died."""
+        try:
+            while True:
+                while not self.conn.poll(0.5):
+                    if not self.process.is_alive() and not self.conn.poll(0):
+                        return None
+                self.broken = True
+                reply_call, status, payload = self.conn.recv()
+                self.broken = False
+                if reply_call == call:
+                    return status, payload
         except (EOFError, ConnectionError, OSError):
+            self.broken = False
             return None
 
     def wait_ready(self):
         if not self.ready:
-            message = self.receive()
+            message = self.receive(None)
             if message is None:
                 return False
             if message[0] == "error":
@@ -136,11 +169,12 @@ class _ProcessWorker:
         return True
 
     def stop(self):
-        try:
-            self.conn.send(None)
-        except (OSError, ValueError):
-            pass
-        self.process.join(timeout=5)
+        if not self.broken:
+            try:
+                self.conn.send(None)
+            except (OSError, ValueError):
+                pass
+            self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
@@ -167,34 +201,37 @@ class ProcessBackend(AbstractBackend):
         self.max_restarts = int(max_restarts)
         self.workers = [_ProcessWorker(self._context, *self._args) for _ in range(int(workers))]
         self.restarts = 0
+        self._calls = 0  # number of the current `evaluate`, sent with its requests
 
     @property
     def num_workers(self):
         return len(self.workers)
 
     def _replace(self, index):
-        dead = self.workers[index]
-        dead.process.join(timeout=1)
-        dead.conn.close()
+        old = self.workers[index]
+        old.process.kill()  # dead already, or its pipe is broken
+        old.process.join()
+        old.conn.close()
         self.workers[index] = _ProcessWorker(self._context, *self._args)
         self.restarts += 1
 
     def evaluate(self, population, seeds, obs_mean, obs_variance, max_steps):
+        self._calls += 1
+        call = self._calls
+        for i, worker in enumerate(self.workers):
+            if worker.broken:  # a Ctrl-C struck mid-message in an earlier call
+                self._replace(i)
         chunks = split_population(len(seeds), len(self.workers))
         results = [None] * len(chunks)
         pending = list(range(len(chunks)))
         for attempt in range(self.max_restarts + 1):
             for i in pending:
-                if not self.workers[i].wait_ready():
-                    continue
-                params, chunk_seeds = _chunk(population, seeds, *chunks[i])
-                try:
-                    self.workers[i].conn.send((params, chunk_seeds, obs_mean, obs_variance, max_steps))
-                except (OSError, ValueError):
-                    pass  # died: receive() reports it below
+                if self.workers[i].wait_ready():
+                    params, chunk_seeds = _chunk(population, seeds, *chunks[i])
+                    self.workers[i].request(call, (params, chunk_seeds, obs_mean, obs_variance, max_steps))
             failed = []
             for i in pending:
-                message = self.workers[i].receive() if self.workers[i].ready else None
+                message = self.workers[i].receive(call) if self.workers[i].ready else None
                 if message is None:
                     failed.append(i)
                 elif message[0] == "error":
@@ -271,7 +308,9 @@ class RayBackend(AbstractBackend):
         try:
             import ray
         except ImportError as error:
-            raise ImportError('The ray backend needs Ray: pip install "ray[default]"') from error
+            raise MissingDependencyError(
+                'The ray backend needs Ray, which cannot be imported: pip install "keras_odetoode[ray]"'
+            ) from error
         if not isinstance(workers, (int, np.integer)) or workers < 1:
             raise ValueError(f"workers must be an integer ≥ 1. Received: workers={workers!r}")
         self._ray = ray

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import re
-import zipfile
 
 import numpy as np
 
@@ -144,6 +143,26 @@ def save(directory, checkpoint, keep=3):
     return path
 
 
+def _iteration(path):
+    match = _PATTERN.match(os.path.basename(path))
+    return None if match is None else int(match.group(1))
+
+
+def _previous_hint(path):
+    """Where to resume from when the checkpoint `path` is corrupted."""
+    directory, iteration = os.path.dirname(path), _iteration(path)
+    if iteration is None:
+        return ""
+    earlier = [p for p in list_checkpoints(directory or os.curdir) if _iteration(p) < iteration]
+    if not earlier:
+        return " No earlier checkpoint exists in that directory."
+    previous = os.path.join(directory, os.path.basename(earlier[-1]))  # spelled like `path`
+    return (
+        f" The previous checkpoint {previous!r} is kept; resume from it with "
+        f"`--resume {previous}` (or delete the corrupted file)."
+    )
+
+
 def load(path):
     """Read a checkpoint file; `CheckpointError` if it is missing or corrupted."""
     if not os.path.isfile(path):
@@ -154,17 +173,10 @@ def load(path):
         return _from_arrays(arrays)
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, json.JSONDecodeError) as error:
-        previous = [p for p in list_checkpoints(os.path.dirname(path) or ".") if p != path]
-        previous = [p for p in previous if p < path]
-        hint = (
-            f" The previous checkpoint {previous[-1]!r} is kept; resume from it with "
-            f"`--resume {previous[-1]}` (or delete the corrupted file)."
-            if previous
-            else " No earlier checkpoint exists in that directory."
-        )
+    except Exception as error:  # damaged bytes surface as zipfile, numpy, JSON, ... errors of many types
         raise CheckpointError(
-            f"Checkpoint {path!r} is corrupted and cannot be loaded ({type(error).__name__}: {error}).{hint}"
+            f"Checkpoint {path!r} is corrupted and cannot be loaded ({type(error).__name__}: {error})."
+            + _previous_hint(path)
         ) from error
 
 

@@ -97,6 +97,7 @@ def run_es(args):
     info = envs.env_info(args.env)
     config = _config_from_args(args, info)
     logdir = args.logdir or os.path.join("runs", f"{args.env.replace('/', '_')}-{args.policy}-s{args.seed}")
+    trainer.check_logdir(logdir, args.resume)
     policy_fn = functools.partial(policies.build_policy, config.policy, info.obs_dim, info.act_dim,
                                   **config.policy_kwargs)
     print(

@@ -62,12 +62,17 @@ def z_score(fitness):
 
 @register_fitness_shaping("centered_ranks")
 def centered_ranks(fitness):
-    """Ranks mapped linearly onto [−0.5, 0.5] (Salimans et al. 2017); ties by order."""
+    """Ranks mapped linearly onto [−0.5, 0.5] (Salimans et al. 2017).
+
+    Tied members share their average rank (`scipy.stats.rankdata(method="average")`),
+    so equal returns give equal weights and an all-equal population a zero step.
+    """
     fitness = np.asarray(fitness, np.float64)
-    ranks = np.empty(fitness.shape[0], np.float64)
-    ranks[np.argsort(fitness, kind="stable")] = np.arange(fitness.shape[0])
-    if fitness.shape[0] == 1:
+    if fitness.shape[0] < 2:
         return np.zeros_like(fitness)
+    ordered = np.sort(fitness)
+    # 0-based average rank: the mean of the first and last positions of the value's tie group.
+    ranks = 0.5 * (np.searchsorted(ordered, fitness, "left") + np.searchsorted(ordered, fitness, "right") - 1)
     return ranks / (fitness.shape[0] - 1) - 0.5
 
 
@@ -82,7 +87,12 @@ def get_fitness_shaping(name):
 
 
 def sanitize_fitness(fitness):
-    """Replace NaN/±inf returns by the worst finite one (all zeros if none is finite).
+    """Replace NaN/±inf returns by a value strictly below every finite one.
+
+    The value is the worst finite return minus the finite returns' standard
+    deviation (minus 1 if they are all equal), so such members rank strictly
+    worst, tied among themselves, under every shaping; all zeros if no return
+    is finite.
 
     Returns:
         (clean fitness float64 (k,), boolean mask of the members that were replaced).
@@ -91,7 +101,10 @@ def sanitize_fitness(fitness):
     bad = ~np.isfinite(fitness)
     if not bad.any():
         return fitness.copy(), bad
-    worst = fitness[~bad].min() if (~bad).any() else 0.0
+    if bad.all():
+        return np.zeros_like(fitness), bad
+    finite = fitness[~bad]
+    worst = min(finite.min() - (finite.std() or 1.0), np.nextafter(finite.min(), -np.inf))  # strictly, if std ≪ |min|
     return np.where(bad, worst, fitness), bad
 
 
@@ -329,7 +342,7 @@ class RiemannianES:
     def tell(self, state, noise, fitness):
         """One ascent step from the members' returns.
 
-        Non-finite returns count as the worst finite one (see `sanitize_fitness`).
+        Non-finite returns rank below every finite one (see `sanitize_fitness`).
 
         Returns:
             (new state, info) with info {"gradient_norm", "num_nonfinite"}.

@@ -77,6 +77,12 @@ class ESConfig:
     normalize_observations: bool = True
     evaluate_centre: bool = True
 
+    def __post_init__(self):
+        for name in ("iterations", "episode_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an integer ≥ 1. Received: {name}={value!r}")
+
     def strategy(self, specs):
         return RiemannianES(
             specs,
@@ -233,6 +239,22 @@ def _check_resume(saved, config):
         )
 
 
+def check_logdir(logdir, resume):
+    """A fresh run (`resume` None) must not share its checkpoint directory with another run.
+
+    Its checkpoints would be pruned by iteration number against the other run's,
+    and a later resume would continue whichever is newest. Raises ValueError.
+    """
+    if resume is None and logdir is not None:
+        existing = checkpoint_lib.list_checkpoints(os.path.join(logdir, "checkpoints"))
+        if existing:
+            raise ValueError(
+                f"The run directory logdir={logdir!r} already holds the checkpoints of a run (newest: "
+                f"{existing[-1]!r}). Pass --resume (resume='latest') to continue that run, or choose "
+                "another --logdir for a new one."
+            )
+
+
 def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, keep_checkpoints=3):
     """Run ES until `config.iterations` iterations are done.
 
@@ -243,6 +265,7 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
         backend: an `AbstractBackend`.
         logdir: run directory (logs, checkpoints) or None for none.
         resume: None, "latest" (newest checkpoint in logdir/checkpoints) or a checkpoint path.
+            Without it, `logdir` must hold no checkpoints (see `check_logdir`).
         progress: show a tqdm progress bar.
         keep_checkpoints: how many checkpoint files to keep.
 
@@ -251,6 +274,7 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
 
     On KeyboardInterrupt the last completed iteration is checkpointed before re-raising.
     """
+    check_logdir(logdir, resume)
     policy = rollouts.PopulationPolicy(policy_fn())
     strategy = config.strategy(policy.specs)
     ckpt_dir = None if logdir is None else os.path.join(logdir, "checkpoints")
