@@ -84,3 +84,14 @@ def test_ray_backend_without_ray_says_what_to_install(tmp_path, capsys, monkeypa
     assert error_lines(capsys) == [
         'keras-odetoode: error: The ray backend needs Ray, which cannot be imported: pip install "keras_odetoode[ray]"'
     ]
+
+
+def test_dm_control_task_without_shimmy_says_what_to_install(capsys, monkeypatch):
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    monkeypatch.setitem(sys.modules, "shimmy", None)  # `import shimmy` raises ImportError
+    argv = ["es", "--env", "dm_control/swimmer-swimmer15-v0", "--iterations", "1"]
+    assert cli.run(argv) == 2
+    assert error_lines(capsys) == [
+        "keras-odetoode: error: 'dm_control/swimmer-swimmer15-v0' is a DeepMind Control task, which needs shimmy: "
+        'pip install "shimmy[dm-control]"'
+    ]

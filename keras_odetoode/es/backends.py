@@ -20,16 +20,10 @@ import traceback
 
 import numpy as np
 
+from keras_odetoode.es.envs import MissingDependencyError
 from keras_odetoode.es.rollouts import RolloutResult, RolloutWorker
 
 BACKENDS = ("local", "ray")
-
-
-class MissingDependencyError(ImportError, ValueError):
-    """An optional package a chosen option needs is not installed.
-
-    An ImportError, and a ValueError so that `keras-odetoode` reports it in one line.
-    """
 
 
 def split_population(size, parts):

@@ -14,6 +14,13 @@ import numpy as np
 DM_CONTROL_PREFIX = "dm_control/"
 
 
+class MissingDependencyError(ImportError, ValueError):
+    """An optional package a chosen option needs is not installed.
+
+    An ImportError, and a ValueError so that `keras-odetoode` reports it in one line.
+    """
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvInfo:
     """What a policy needs to know about an environment."""
@@ -39,7 +46,7 @@ def check_env_id(env_id):
         try:
             import shimmy  # noqa: F401  (registers the dm_control/ ids)
         except ImportError as error:
-            raise ImportError(
+            raise MissingDependencyError(
                 f"{env_id!r} is a DeepMind Control task, which needs shimmy: "
                 'pip install "shimmy[dm-control]"'
             ) from error
