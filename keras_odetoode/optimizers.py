@@ -6,6 +6,8 @@ manifold's retraction (expm or Cayley; DESIGN.md "tall vs wide"), with the
 momentum transported by projection onto the new tangent space. Every other
 variable takes exactly the Euclidean rule of `keras.optimizers.SGD` / `Adam`.
 Like Keras' `Muon`, one optimizer routes each variable to its rule.
+`weight_decay` applies to the Euclidean variables only; with `use_ema`, the
+average of a manifold variable is kept on the manifold by its polar factor.
 """
 
 import keras
@@ -30,6 +32,11 @@ class _ManifoldRouting:
 
     def _manifold(self, variable):
         return self._manifolds.get(self._var_key(variable))
+
+    def _use_weight_decay(self, variable):
+        # W ← (1 − λη) W leaves ST(n, p), and the retraction from there stays off it:
+        # decay is for Euclidean variables only.
+        return self._manifold(variable) is None and super()._use_weight_decay(variable)
 
     def _update_model_variables_moving_average(self, trainable_variables):
         """`use_ema`: a weighted mean of points on ST(n, p) lies off it; the average of a

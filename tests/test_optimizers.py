@@ -171,3 +171,25 @@ def test_fit_with_ema_leaves_the_manifold_variables_on_it(rng):
     assert len(manifold_vars) == 3
     for v in manifold_vars:
         assert float(manifolds.orthogonality_error(v)) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "ours,theirs",
+    [(lambda **kw: ko.RiemannianSGD(0.1, momentum=0.5, **kw), lambda **kw: keras.optimizers.SGD(0.1, momentum=0.5, **kw)),
+     (lambda **kw: ko.RiemannianAdam(0.02, **kw), lambda **kw: keras.optimizers.Adam(0.02, **kw))],
+)
+def test_weight_decay_applies_to_euclidean_variables_only(ours, theirs, rng):
+    """On ST(n, p) the decay W ← (1 − λη) W is not defined: manifold variables step as without it."""
+    def run(make, **kwargs):
+        w, b = _manifold_variable((7, 3), seed=1), keras.Variable(np.ones(4, np.float32))
+        opt = make(**kwargs)
+        for _ in range(3):
+            opt.apply_gradients([(tf.constant(g_w), w), (tf.constant(g_b), b)])
+        return w.numpy(), b.numpy()
+
+    g_w, g_b = rng.standard_normal((7, 3)).astype("float32"), rng.standard_normal(4).astype("float32")
+    w_decay, b_decay = run(ours, weight_decay=0.1)
+    w_plain, _ = run(ours)
+    np.testing.assert_array_equal(w_decay, w_plain)
+    assert float(manifolds.orthogonality_error(w_decay)) < 1e-5
+    np.testing.assert_allclose(b_decay, run(theirs, weight_decay=0.1)[1], rtol=1e-6)
