@@ -390,7 +390,9 @@ class NeuralODE(_ParamsMixin, keras.layers.Layer):
         step_size, horizon: h and T for the fixed-step solvers.
         activation: σ, "tanh" by default.
         solver: "euler" (default, as the paper), "rk4", or "dopri5" (adaptive
-            Dormand–Prince from `tfp.math.ode`, with `rtol`/`atol`).
+            Dormand–Prince from `tfp.math.ode`, with `rtol`/`atol`; one step
+            sequence for the whole batch, so an example's output depends on
+            its batch, within the tolerances).
         seed: seed of the initializers.
     """
 
