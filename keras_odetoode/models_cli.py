@@ -109,6 +109,8 @@ PRESETS = {
 }
 
 RESULTS_FILE = "results.json"
+# Next to a finished training's last.weights.h5: its record (TRAINING_RECORD_KEYS).
+TRAINED_FILE = "trained.json"
 # Settings that change what a cell learns: a resumed run must match them all.
 TRAINING_KEYS = (
     "width",
@@ -514,6 +516,8 @@ def _train_cell(config, train_corruption, model_name, test_corruptions, out, ver
             train_seconds_this_session=round(seconds, 2),
             params=int(model.count_params()),
         )
+        # Before any evaluation: a run stopped while evaluating does not train again.
+        _write_atomic(run_dir / TRAINED_FILE, json.dumps(trained, indent=2) + "\n")
     cells = {}
     for corruption in test_corruptions:
         metrics = model.evaluate(_test_dataset(config, corruption), verbose=0, return_dict=True)
@@ -680,9 +684,14 @@ def run_grid(config, out, verbose=1, log=print, new_process_per_cell=True):
             for k, cell in cells.items()
             if k.split("/")[1] == model_name and cell.get("trained_on", k.split("/")[0]) == train_on
         ]
-        finished = done and (out / "runs" / train_on / model_name / "last.weights.h5").is_file()
-        # A model trained before for the corruptions already in the table is only evaluated on the new ones.
-        trained = {k: done[0][k] for k in TRAINING_RECORD_KEYS if k in done[0]} if finished else None
+        run_dir = out / "runs" / train_on / model_name
+        # A model trained before (for other rows, or stopped while evaluating) is only evaluated.
+        trained = None
+        if (run_dir / "last.weights.h5").is_file():
+            if done:
+                trained = {k: done[0][k] for k in TRAINING_RECORD_KEYS if k in done[0]}
+            elif (run_dir / TRAINED_FILE).is_file():
+                trained = json.loads((run_dir / TRAINED_FILE).read_text())
         action = "evaluating the trained model" if trained else f"training {config['epochs']} epochs"
         log(f"[{index}/{len(jobs)}] {key}: {action}, testing on {_shorten(', '.join(todo))}")
         train = _train_cell_in_new_process if new_process_per_cell else _train_cell

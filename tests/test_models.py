@@ -378,6 +378,32 @@ def test_cli_resumes_an_interrupted_cell_from_its_backup(tiny_mnistc, tmp_path, 
     assert cell["epochs"] == 2 and cell["epochs_this_session"] == 1
 
 
+def test_cli_stopped_while_evaluating_does_not_train_again(tiny_mnistc, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "results"
+    args = _mnistc_args(tiny_mnistc, out)
+    args[args.index("--models") + 1] = "dense-1"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "evaluate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(args)
+    monkeypatch.undo()
+    trained = json.loads((out / "runs" / "identity" / "dense-1" / models_cli.TRAINED_FILE).read_text())
+    assert trained["trained_on"] == "identity" and trained["epochs"] == 1
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a finished training was run again")
+
+    monkeypatch.setattr(keras.Model, "fit", no_fit)
+    capsys.readouterr()
+    assert cli.main(args) == 0
+    assert "evaluating the trained model, testing on identity, stripe" in capsys.readouterr().out
+    cells = json.loads((out / "results.json").read_text())["cells"]
+    assert {cells[f"{c}/dense-1"]["train_loss"] for c in ("identity", "stripe")} == {trained["train_loss"]}
+
+
 def test_cli_trains_each_cell_in_its_own_process(tiny_mnistc, tmp_path):
     """The default: a fresh process per cell gives the same numbers as training in-process."""
     args = _mnistc_args(tiny_mnistc, tmp_path / "separate")
