@@ -49,6 +49,8 @@ FORMAT_VERSION = 1
 SERVING_DTYPE = "float32"
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
+# What an export directory holds (`tf.saved_model.save` and `metadata.json`).
+_EXPORT_ENTRIES = {SAVED_MODEL_FILENAME, METADATA_FILENAME, "variables", "assets", "fingerprint.pb"}
 
 
 class InvalidSavedModelError(ValueError):
@@ -165,6 +167,8 @@ def export_saved_model(
     input_spec = tf.TensorSpec((None, input_dim), tf.float32, name=input_name)
 
     def serve(inputs):
+        # The signature alone does not stop a (batch, 1) input, which the model may broadcast.
+        inputs = tf.ensure_shape(inputs, (None, input_dim))
         outputs = model(inputs, training=False)
         if not tf.is_tensor(outputs):
             raise ValueError(
@@ -249,7 +253,13 @@ class ServingModel:
     metadata: dict
 
     def __call__(self, inputs):
-        x = tf.convert_to_tensor(np.asarray(inputs, dtype=np.float32))
+        x = np.asarray(inputs, dtype=np.float32)
+        width = self.input_shape[-1]
+        if x.ndim != 2 or (width is not None and x.shape[1] != width):
+            raise ValueError(
+                f"{self.path!r} serves inputs of shape (batch, {width}). Received: inputs of shape {x.shape}"
+            )
+        x = tf.convert_to_tensor(x)
         return self.signature(**{self.input_name: x})[self.output_name].numpy()
 
 
@@ -292,7 +302,13 @@ def load_serving(path):
             f"{os.path.join(path, METADATA_FILENAME)!r} was not written by keras_odetoode: it has no "
             f"'package_version'. Received keys: {sorted(metadata)}"
         )
-    module = tf.saved_model.load(path)
+    try:
+        module = tf.saved_model.load(path)
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        raise InvalidSavedModelError(
+            f"{path!r} cannot be loaded as a SavedModel ({type(error).__name__}: {str(error).splitlines()[0]}). "
+            "Export it again."
+        ) from error
     signatures = getattr(module, "signatures", {})
     if SIGNATURE_KEY not in signatures:
         raise InvalidSavedModelError(
@@ -484,10 +500,17 @@ def _to_json(value):
 
 
 def _move_into_place(staging, path):
-    """Replace `path` (absent, empty or a previous export) by the finished `staging` directory."""
+    """Replace `path` (absent, empty or a previous export) by the finished `staging` directory.
+
+    Files of `path` that no export writes (a model card, a plot) are copied over first.
+    """
     if not os.path.exists(path):
         os.replace(staging, path)
         return
+    export_entries = _EXPORT_ENTRIES | set(os.listdir(staging))
+    for name in sorted(set(os.listdir(path)) - export_entries):
+        source, target = os.path.join(path, name), os.path.join(staging, name)
+        (shutil.copytree if os.path.isdir(source) else shutil.copy2)(source, target)
     old = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(path))}.old-", dir=os.path.dirname(staging))
     os.rmdir(old)
     os.replace(path, old)

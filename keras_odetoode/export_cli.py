@@ -157,8 +157,8 @@ def _from_es_checkpoint(path, policy):
         mean, variance = ckpt.obs_stats.normalizer()
         if not config.get("normalize_observations", True):
             mean, variance = np.zeros_like(mean), np.ones_like(variance)
-        last = ckpt.history[-1]["reward_centre"] if ckpt.history else None
-        result = {"reward": float(last)} if last is not None and np.isfinite(last) else None
+        # The last recorded centre reward scored the centre before the last update, not this one.
+        result = None
         iteration = ckpt.state.iteration
 
     obs_dim = int(np.asarray(mean).shape[-1])

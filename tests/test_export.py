@@ -318,7 +318,8 @@ def test_cli_exports_an_es_run(tmp_path):
     latest = export.load_serving(out)
     expected = policy.model((obs - mean) / np.sqrt(variance)).numpy()  # centre params are the policy's own
     np.testing.assert_allclose(latest(obs), expected, rtol=0, atol=1e-5)
-    assert latest.metadata["result"] == {"reward": 11.0} and latest.metadata["iteration"] == 3
+    # The run's last centre reward scored the centre before the last update: none is recorded.
+    assert latest.metadata["result"] is None and latest.metadata["iteration"] == 3
 
     # Exporting again into the same directory replaces the previous export.
     assert cli.main(["export", run_dir, out]) == 0
@@ -440,3 +441,42 @@ def test_evaluate_refuses_a_path_that_is_not_a_policy_of_this_package(exported, 
     os.remove(plain / "metadata.json")
     with pytest.raises(export.InvalidSavedModelError, match="metadata.json"):
         cli.main(["evaluate", str(plain), "--env", "Swimmer-v5", "--episodes", "1"])
+
+
+def test_inputs_of_another_width_are_refused(exported):
+    """A (batch, 1) input would broadcast in a model that normalizes its observations."""
+    serving = export.load_serving(exported["path"])
+    with pytest.raises(ValueError, match=rf"serves inputs of shape \(batch, {DIM}\). Received: inputs of shape \(3, 1\)"):
+        serving(np.ones((3, 1), np.float32))
+    with pytest.raises(ValueError, match=rf"Received: inputs of shape \({DIM},\)"):
+        serving(np.ones(DIM, np.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError):  # the signature itself, for plain TensorFlow users
+        serving.signature(inputs=tf.ones((3, 1)))
+
+
+def test_evaluate_refuses_a_task_of_other_sizes(exported):
+    with pytest.raises(ValueError, match=rf"maps {DIM} observations to 3 actions .*Swimmer-v5 has 8 and 2"):
+        cli.main(["evaluate", exported["path"], "--env", "Swimmer-v5", "--episodes", "1"])
+    with pytest.raises(ValueError, match="episode_length must be an integer ≥ 1 or None. Received: episode_length=0"):
+        cli.main(["evaluate", exported["path"], "--env", "Swimmer-v5", "--episode-length", "0"])
+
+
+def test_exporting_again_keeps_the_files_an_export_does_not_write(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), layers.ODEtoODE(step_size=0.5, seed=0)])
+    export.export_saved_model(model, tmp_path / "entry")
+    (tmp_path / "entry" / "README.md").write_text("the model card")
+    (tmp_path / "entry" / "plots").mkdir()
+    (tmp_path / "entry" / "plots" / "curve.txt").write_text("a plot")
+    export.export_saved_model(model, tmp_path / "entry")
+    assert (tmp_path / "entry" / "README.md").read_text() == "the model card"
+    assert (tmp_path / "entry" / "plots" / "curve.txt").read_text() == "a plot"
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(export.load_serving(tmp_path / "entry")(x), model(x).numpy(), rtol=0, atol=1e-6)
+
+
+def test_a_corrupted_saved_model_is_an_invalid_saved_model_error(exported, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(exported["path"], broken)
+    (broken / "saved_model.pb").write_bytes(b"\x08\x96\x01 not a protocol buffer")
+    with pytest.raises(export.InvalidSavedModelError, match="cannot be loaded as a SavedModel"):
+        export.load_serving(broken)

@@ -41,11 +41,23 @@ def evaluate_policy(path, env_id=None, episodes=10, seed=0, episode_length=None)
 
     if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
         raise ValueError(f"episodes must be an integer ≥ 1. Received: episodes={episodes!r}")
+    if episode_length is not None and (
+        isinstance(episode_length, bool) or not isinstance(episode_length, (int, np.integer)) or episode_length < 1
+    ):
+        raise ValueError(f"episode_length must be an integer ≥ 1 or None. Received: episode_length={episode_length!r}")
     serving = load_serving(path)
     env_id = env_of(path, env_id)
     length = episode_length or serving.metadata.get("config", {}).get("episode_length") or 1000
     env = envs.make_env(env_id, max_episode_steps=length)
     low, high = env.action_space.low.reshape(-1), env.action_space.high.reshape(-1)
+    sizes = (int(np.prod(env.observation_space.shape)), low.size)
+    if sizes != (serving.input_shape[-1], serving.output_shape[-1]):
+        env.close()
+        raise ValueError(
+            f"The policy in {path!r} maps {serving.input_shape[-1]} observations to {serving.output_shape[-1]} "
+            f"actions (trained on {serving.metadata.get('env_id', 'an unrecorded task')}); {env_id} has "
+            f"{sizes[0]} and {sizes[1]}. Pass the --env it was trained on."
+        )
     returns = []
     try:
         for episode in range(episodes):
