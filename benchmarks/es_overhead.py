@@ -17,6 +17,8 @@ Timings exclude start-up and compilation (one warm-up iteration each). The four
 overhead timings, and the 1- and 2-worker timings, are taken back to back in
 each of `--rounds` rounds; each ratio is per round, and the median is printed
 with every round's value (the machine's speed drifts by ±15 % over a minute).
+Overhead ratios compare time per environment step: where episodes can terminate
+(Hopper, Walker2d, Humanoid), the two sides take different numbers of steps.
 """
 
 import argparse
@@ -46,15 +48,17 @@ def constant_action_seconds(env_fn, members, steps):
         env.reset(seed=i)
     start = time.perf_counter()
     done = np.zeros(members, bool)
+    taken = 0
     for _ in range(steps):
         for i, env in enumerate(env_list):
             if not done[i]:
                 *_, terminated, truncated, _ = env.step(action)
                 done[i] = terminated or truncated
+                taken += 1
     seconds = time.perf_counter() - start
     for env in env_list:
         env.close()
-    return seconds
+    return seconds, taken
 
 
 class ActionRecorder(gym.Wrapper):
@@ -100,7 +104,7 @@ def replay_seconds(env_fn, episodes):
     seconds = time.perf_counter() - start
     for env in env_list:
         env.close()
-    return seconds
+    return seconds, sum(len(actions) for _, actions in episodes)
 
 
 def es_iteration_seconds(backend, config, policy_fn, repeats=1):
@@ -216,14 +220,12 @@ def numpy_reference_seconds(env_fn, member_params, seeds, steps, obs_mean, obs_v
 
 def overhead_round(backend, env_fn, policy_fn, config, episodes, reference_args, members):
     """One round of the overhead comparison, its four timings back to back (seconds)."""
-    es_seconds, steps = es_iteration_seconds(backend, config, policy_fn)
-    timings = {
-        "es": es_seconds,
-        "constant": constant_action_seconds(env_fn, members, config.episode_length),
-        "replay": replay_seconds(env_fn, episodes),
-    }
+    timings = {}
+    timings["es"], timings["es_steps"] = es_iteration_seconds(backend, config, policy_fn)
+    timings["constant"], timings["constant_steps"] = constant_action_seconds(env_fn, members, config.episode_length)
+    timings["replay"], timings["replay_steps"] = replay_seconds(env_fn, episodes)
     timings["reference"], timings["reference_steps"] = numpy_reference_seconds(env_fn, *reference_args)
-    timings["steps"], timings["simulator"] = steps, backend.worker.simulator_seconds
+    timings["simulator"] = backend.worker.simulator_seconds
     return timings
 
 
@@ -267,12 +269,13 @@ def main():
         return ", ".join(f"{r[key]:.2f}s" for r in rounds)
 
     def ratios(numerator, denominator):
-        values = [r[numerator] / r[denominator] for r in rounds]
+        # Per environment step: on tasks that terminate, the two sides' episodes end at different times.
+        values = [(r[numerator] / r[f"{numerator}_steps"]) / (r[denominator] / r[f"{denominator}_steps"]) for r in rounds]
         return float(np.median(values)), " ".join(f"{v:.3f}" for v in values)
 
     print(f"{args.env}: k={args.perturbations}+1, {args.steps} steps, ODEtoODE hidden {args.hidden}, "
           f"{args.rounds} rounds (median, then each round)")
-    print(f"  ES iteration: {seconds('es')} ({rounds[0]['steps']} env steps; "
+    print(f"  ES iteration: {seconds('es')} ({rounds[0]['es_steps']} env steps; "
           f"inside env.reset/step: {seconds('simulator')})")
     median, each = ratios("es", "constant")
     print(f"  overhead vs the constant action ({seconds('constant')}): ratio {median:.3f}× [{each}] (goal ≤ 1.10×)")

@@ -3,7 +3,8 @@
 For a set of `keras-odetoode es` runs of one task (different seeds), plot the
 centre-policy return per iteration (mean ± std over seeds, and each seed), tabulate
 the return at iterations 10/25/50/final, and score each run's exported best policy
-on fresh episodes to check it reproduces its training reward.
+on fresh episodes to check it reproduces its training reward. std is over seeds with
+ddof = 0 (numpy's default): with 3 seeds the sample std is √(3/2) ≈ 1.22× larger.
 
     python benchmarks/learning_curves.py runs/swimmer_s0 runs/swimmer_s1 runs/swimmer_s2 \\
         --episodes 10 --out benchmarks/results/swimmer_learning

@@ -4,7 +4,7 @@ Each argument is an output directory of `keras-odetoode mnistc` (its
 results.json). All must hold the same corruptions and models and differ at
 most in the seed. Prints the markdown table (best mean of each row in bold)
 and, for the model given by `--model` (ODEtoODE-1 by default), on how many rows
-its mean is the best, and its mean gap to the best other model.
+its mean is the best, and the median and range of its gap to the best other model.
 
     python benchmarks/mnistc_seeds.py out/seed0 out/seed1 out/seed2 > table.md
 """
