@@ -321,10 +321,10 @@ def test_unreadable_local_files_raise_value_error_naming_them(tmp_path, digits):
     np.save(tmp_path / "stripe" / "test_labels.npy", digits[1][:5])
     np.save(images_path, np.zeros((5, 28, 28, 1), np.uint8))
     images_path.write_bytes(images_path.read_bytes()[:200])  # cut short, as by an interrupted copy
-    with pytest.raises(ValueError, match=rf"Cannot read {images_path} as a numpy \.npy array .*could only read 72"):
+    with pytest.raises(ValueError, match=rf"Cannot read {images_path} \(ValueError: .*could only read 72"):
         M.load_mnist_corrupted("stripe", "test", source="local", data_dir=tmp_path)
     images_path.write_bytes(b"")
-    with pytest.raises(ValueError, match=rf"Cannot read {images_path} as a numpy \.npy array \(EOFError"):
+    with pytest.raises(ValueError, match=rf"Cannot read {images_path} \(EOFError"):
         M.load_mnist_corrupted("stripe", "test", source="local", data_dir=tmp_path)
     np.save(images_path, np.array([None] * 5, dtype=object))  # pickled objects are not read
     with pytest.raises(ValueError, match=rf"Cannot read {images_path} .*allow_pickle"):
@@ -440,7 +440,7 @@ def test_make_mnistc_cli_errors(tmp_path, extra, match):
 def test_make_mnistc_cli_files_that_are_not_an_npz_archive(tmp_path, digits):
     single = tmp_path / "images.npy"
     np.save(single, digits[0])
-    with pytest.raises(SystemExit, match=rf"--mnist {single} is a single array, not an \.npz archive"):
+    with pytest.raises(SystemExit, match=rf"--mnist {single} is a single array. Expected: an \.npz archive"):
         cli.main(["make-mnistc", "--mnist", str(single), "--out", str(tmp_path / "o")])
     text = tmp_path / "mnist.npz"
     text.write_text("not numpy")

@@ -99,19 +99,9 @@ def read_mnist_npz(path, *, test_fraction=None, num_test=None, seed=0):
     path = pathlib.Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"MNIST file not found. Received: --mnist {path}")
-    try:
-        arrays = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as error:
-        raise ValueError(
-            f"Cannot read --mnist {path} ({type(error).__name__}: {error}). "
-            "Expected: an .npz archive written by numpy.savez"
-        ) from error
-    if not isinstance(arrays, np.lib.npyio.NpzFile):
-        raise ValueError(
-            f"--mnist {path} is a single array, not an .npz archive. Expected: an .npz with images and "
-            "labels (or x_train, y_train, x_test, y_test), e.g. numpy.savez(FILE, images=..., labels=...)"
-        )
-    with arrays:
+    from keras_odetoode.data.mnist_corrupted import load_numpy
+
+    with load_numpy(path, np.lib.npyio.NpzFile, "--mnist") as arrays:
         keys = set(arrays.files)
         if {"x_train", "y_train", "x_test", "y_test"} <= keys:
             if test_fraction is not None or num_test is not None:

@@ -105,25 +105,28 @@ def read_local_split(root, corruption, split):
                 f"--mnist MNIST.npz --out {pathlib.Path(root)}`."
             )
     return _check_split(
-        _load_npy(images_path),
-        _load_npy(labels_path),
+        load_numpy(images_path, np.ndarray),
+        load_numpy(labels_path, np.ndarray),
         f"in {images_path}",
         f"in {labels_path}",
     )
 
 
-def _load_npy(path):
-    """`np.load` of one `.npy` array, its failures as a `ValueError` that names the file."""
+def load_numpy(path, kind, name=""):
+    """`np.load(path)`, which must give `kind` (`np.ndarray` or `NpzFile`); a ValueError naming the file if not.
+
+    `name` prefixes the path in messages (a command-line flag such as "--mnist").
+    """
+    what = f"{name} {path}".strip()
+    expected = "an .npy array written by numpy.save" if kind is np.ndarray else "an .npz archive written by numpy.savez"
     try:
-        array = np.load(path, allow_pickle=False)
+        loaded = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as error:
-        raise ValueError(
-            f"Cannot read {path} as a numpy .npy array ({type(error).__name__}: {error}). "
-            "Expected: a file written by numpy.save, as in mnist_c.zip or by make-mnistc"
-        ) from error
-    if not isinstance(array, np.ndarray):
-        raise ValueError(f"{path} holds several arrays (an .npz archive). Expected: one .npy array")
-    return array
+        raise ValueError(f"Cannot read {what} ({type(error).__name__}: {error}). Expected: {expected}") from error
+    if not isinstance(loaded, kind):
+        raise ValueError(f"{what} is {'an .npz archive' if kind is np.ndarray else 'a single array'}. "
+                         f"Expected: {expected}")  # fmt: skip
+    return loaded
 
 
 def _check_split(images, labels, images_origin, labels_origin):
