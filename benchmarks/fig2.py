@@ -7,7 +7,10 @@ interrupted sweep continues where it stopped and finished runs are not repeated.
 Writes `table.md` / `table.csv` (mean ± std over seeds of the final and the best
 centre-policy return) and `fig2.png` (mean ± std learning curves, like Fig. 2).
 std is over seeds with ddof = 0 (numpy's default): with 3 seeds the sample std is
-√(3/2) ≈ 1.22× larger.
+√(3/2) ≈ 1.22× larger. Each iteration's centre return is one episode of the centre policy, run before
+that iteration's update: "final" is the last of these (the centre before the last
+update) and "best" the highest single episode, which overstates the policy's
+expected return because it is the maximum of noisy measurements.
 
     python benchmarks/fig2.py --envs Swimmer-v5 HalfCheetah-v5 --seeds 0 1 2 \\
         --iterations 30 --perturbations 50 --out benchmarks/results/fig2

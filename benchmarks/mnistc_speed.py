@@ -11,7 +11,10 @@ side by side: every round runs `fit` on the same batches for every model in
 turn, and the median round counts. Ratios are to Dense-1 and to NODE, and the
 input pipeline (in-graph) is compared with the fastest model (goal: at least
 20x, so that the data never limit training), and so is the same loop over a
-constant batch: tf.data's floor, the ceiling of that ratio.
+constant batch: tf.data's floor, the ceiling of that ratio. Two more
+references deliver the split in order through one `map`, without shuffling:
+one slices and converts each batch, one slices a float32 table; they show
+what the per-epoch shuffle and the conversion cost.
 
     python benchmarks/mnistc_speed.py --mnist mnist-10k.npz
 
@@ -76,23 +79,38 @@ def _epoch_reader(dataset, steps):
 
 
 def _rate(count_epoch, epochs):
-    """Examples/s of `count_epoch` over `epochs` epochs, after a warm-up epoch (tracing, pipeline start)."""
-    count_epoch()
+    """Examples/s of `count_epoch` over `epochs` epochs (each from a new iterator, as `fit` reads)."""
     count, start = 0, time.perf_counter()
     for _ in range(epochs):
         count += int(count_epoch())
     return count / (time.perf_counter() - start)
 
 
-def pipeline_rate(root, split, batch_size, epochs):
-    """Examples/s of `load_mnist_corrupted(..., source="local")`, read in-graph and by a Python loop.
+def interleaved_rates(readers, epochs, rounds):
+    """Examples/s of each epoch reader, measured side by side.
+
+    Every reader first reads one epoch (tracing, pipeline start); then each
+    round times `epochs` epochs of every reader in turn. Returns, per reader,
+    the median rate over rounds and the spread (max/min) as a noise figure.
+    """
+    for count_epoch in readers.values():
+        count_epoch()
+    rates = {name: [] for name in readers}
+    for _ in range(rounds):
+        for name, count_epoch in readers.items():
+            rates[name].append(_rate(count_epoch, epochs))
+    return {name: (float(np.median(r)), max(r) / min(r)) for name, r in rates.items()}
+
+
+def pipeline_readers(root, split, batch_size):
+    """Epoch readers of `load_mnist_corrupted(..., source="local")`: in-graph and by a Python loop.
 
     Keras's `fit` makes a new iterator each epoch and takes every batch with
-    `next(iterator)` inside its compiled step; the in-graph rate reads the
-    dataset the same way (`_epoch_reader`), so it is the pipeline's own
+    `next(iterator)` inside its compiled step; the in-graph reader reads the
+    dataset the same way (`_epoch_reader`), so its rate is the pipeline's own
     throughput as training sees it. The Python loop adds eager iteration's
-    cost to every batch and is shown for reference. Each is timed over
-    `epochs` epochs after a warm-up epoch. Returns `(in_graph, python_loop)`.
+    cost to every batch and is shown for reference. Returns
+    `(in_graph, python_loop)`.
     """
     dataset = load_mnist_corrupted(
         "identity", split, batch_size=batch_size, source="local", data_dir=root
@@ -104,21 +122,51 @@ def pipeline_rate(root, split, batch_size, epochs):
             count += int(images.shape[0])
         return count
 
-    in_graph = _epoch_reader(dataset, int(dataset.cardinality()))
-    return _rate(in_graph, epochs), _rate(count_in_python, epochs)
+    return _epoch_reader(dataset, int(dataset.cardinality())), count_in_python
 
 
-def floor_rate(batch_size, steps, epochs):
-    """Examples/s of the same in-graph reader over the cheapest tf.data pipeline there is.
+def floor_reader(batch_size, steps):
+    """The same in-graph reader over the cheapest tf.data pipeline there is.
 
     One constant float32 batch of the pipeline's shape, repeated and prefetched:
     no data are read, gathered or converted. What is left is tf.data's own cost
-    per element plus the loop's, the ceiling for any pipeline measured by
-    `pipeline_rate`.
+    per element plus the loop's, the ceiling for any pipeline read this way.
     """
     batch = (tf.zeros((batch_size, 28 * 28)), tf.zeros((batch_size,), tf.int64))
     dataset = tf.data.Dataset.from_tensors(batch).repeat(steps).prefetch(tf.data.AUTOTUNE)
-    return _rate(_epoch_reader(dataset, steps), epochs)
+    return _epoch_reader(dataset, steps)
+
+
+def in_order_reader(root, batch_size, convert=True):
+    """The same in-graph reader over a pipeline that does not shuffle: one `map` slicing each batch.
+
+    The same train split as `pipeline_readers` reads, in memory; each element
+    is a batch number, and one `map` slices that batch and, with `convert`,
+    turns the uint8 rows into float32 in [0, 1] as `load_mnist_corrupted`
+    does. Without `convert` the split is held as a float32 table (4x the
+    memory) and the map only slices. Nothing picks the examples: no
+    permutation, no index batches, no nested dataset. These two references
+    split the shuffled pipeline's cost into the choice of examples and the
+    conversion.
+    """
+    images = np.load(pathlib.Path(root) / "identity" / "train_images.npy")
+    count = len(images)
+    split = images.reshape(count, 28 * 28)
+    split = tf.constant(split if convert else split.astype(np.float32) / 255.0)
+    labels = tf.constant(np.load(pathlib.Path(root) / "identity" / "train_labels.npy").astype(np.int64))
+    steps = -(-count // batch_size)
+
+    def batch(step):
+        rows = slice(step * batch_size, tf.minimum((step + 1) * batch_size, count))
+        images = tf.cast(split[rows], tf.float32) / 255.0 if convert else split[rows]
+        return images, labels[rows]
+
+    dataset = (
+        tf.data.Dataset.range(steps)
+        .map(batch, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return _epoch_reader(dataset, steps)
 
 
 def training_rates(images, labels, names, width, batch_size, batches, rounds, step_size, min_seconds=1.0):
@@ -154,6 +202,39 @@ def training_rates(images, labels, names, width, batch_size, batches, rounds, st
             model.fit(data, epochs=1, verbose=0)
             times[name].append(time.perf_counter() - start)
     return {name: (fitted[name][2] / float(np.median(t)), max(t) / min(t)) for name, t in times.items()}
+
+
+def fit_from_pipeline(root, batch_size, rounds):
+    """Dense-1's training examples/s fed by `load_mnist_corrupted` and by the same batches held in memory.
+
+    The goal's purpose, measured directly: one epoch of `fit` (the 60,000-image
+    train split) from the shuffled pipeline, and one from the same split's
+    batches cached in memory, in turn (alternating which goes first) for
+    `rounds` rounds. Dense-1 is the fastest model, so the one most exposed to
+    a slow pipeline; a ratio near 1 means the pipeline does not hold its
+    training back. Returns
+    `(from_pipeline, from_memory, spread)`: the median rates and the larger
+    max/min over rounds.
+    """
+    pipeline = load_mnist_corrupted("identity", "train", batch_size=batch_size, source="local", data_dir=root)
+    memory = load_mnist_corrupted(
+        "identity", "train", batch_size=batch_size, source="local", data_dir=root, shuffle=False
+    ).cache()
+    for _ in memory:  # fill the cache
+        pass
+    model = compile_classifier(build_classifier("dense-1", seed=0))
+    count = len(np.load(pathlib.Path(root) / "identity" / "train_labels.npy"))
+    times = {"pipeline": [], "memory": []}
+    model.fit(pipeline, epochs=1, verbose=0)  # trace, warm up
+    model.fit(memory, epochs=1, verbose=0)
+    for round_ in range(rounds):
+        order = (("pipeline", pipeline), ("memory", memory))
+        for name, data in order if round_ % 2 == 0 else order[::-1]:  # neither always goes first
+            start = time.perf_counter()
+            model.fit(data, epochs=1, verbose=0)
+            times[name].append(time.perf_counter() - start)
+    spread = max(max(t) / min(t) for t in times.values())
+    return count / np.median(times["pipeline"]), count / np.median(times["memory"]), spread
 
 
 def _label(name):
@@ -202,15 +283,30 @@ def main():
             corruptions=["identity"],
             progress=False,
         )
-        print(f"\n{'input pipeline, examples/s':<26} {'in-graph':>10} {'Python loop':>12}")
+        readers = {}
         for name in ("train", "test"):
-            in_graph, python_loop = pipeline_rate(root, name, args.batch_size, args.epochs)
-            pipeline[name] = in_graph
-            order = "shuffled" if name == "train" else "in order"
-            label = f"{name} ({order}), batch {args.batch_size}"
-            print(f"{label:<26} {in_graph:10.0f} {python_loop:12.0f}")
-        floor = floor_rate(args.batch_size, 60_000 // args.batch_size, args.epochs)
-        print(f"{'floor: a constant batch':<26} {floor:10.0f}   (tf.data + the loop, no data: the ceiling)")
+            readers[name], readers[name + ", Python loop"] = pipeline_readers(root, name, args.batch_size)
+        readers["in order"] = in_order_reader(root, args.batch_size)
+        readers["in order, float32"] = in_order_reader(root, args.batch_size, convert=False)
+        readers["floor"] = floor_reader(args.batch_size, 60_000 // args.batch_size)
+        rates = interleaved_rates(readers, args.epochs, args.rounds)
+        from_pipeline, from_memory, fit_spread = fit_from_pipeline(root, args.batch_size, args.rounds)
+    pipeline = {name: rate for name, (rate, _) in rates.items()}
+    print(
+        f"\ninput pipeline, batch {args.batch_size}: examples/s, median of {args.rounds} interleaved rounds "
+        f"of {args.epochs} epochs each"
+    )
+    print(f"{'':<40} {'in-graph':>10} {'Python loop':>12} {'max/min':>8}")
+    for name, label in (("train", "train, shuffled"), ("test", "test, in order")):
+        python_loop = pipeline[name + ", Python loop"]
+        print(f"{label:<40} {pipeline[name]:10.0f} {python_loop:12.0f} {rates[name][1]:8.2f}")
+    references = (
+        ("in order", "no shuffle, one map: slice and convert"),
+        ("in order, float32", "no shuffle, one map: slice a float32 table"),
+        ("floor", "floor: a constant batch, no data"),
+    )
+    for name, label in references:
+        print(f"{label:<40} {pipeline[name]:10.0f} {'':>12} {rates[name][1]:8.2f}")
 
     names = [name.strip() for name in args.models.split(",") if name.strip()]
     rates = training_rates(
@@ -239,8 +335,17 @@ def main():
         f"({verdict} the goal of {PIPELINE_GOAL:.0f}x)"
     )
     print(
-        f"tf.data floor (a constant batch, same loop) / fastest model: {floor / rates[fastest][0]:.1f}x: "
+        f"no shuffle, one map / fastest model: {pipeline['in order'] / rates[fastest][0]:.1f}x converting each batch, "
+        f"{pipeline['in order, float32'] / rates[fastest][0]:.1f}x slicing a float32 table"
+    )
+    print(
+        f"tf.data floor (a constant batch, same loop) / fastest model: {pipeline['floor'] / rates[fastest][0]:.1f}x: "
         "no pipeline read this way can do better"
+    )
+    print(
+        f"\nDense-1, one epoch of fit on the 60,000-image split, median of {args.rounds} interleaved rounds: "
+        f"{from_pipeline:,.0f} examples/s from the pipeline, {from_memory:,.0f} from the same batches in memory: "
+        f"{from_pipeline / from_memory:.3f}x (max/min over rounds {fit_spread:.2f})"
     )
 
 
