@@ -42,6 +42,10 @@ import tensorflow as tf
 from keras_odetoode.atomic import default_mode, write_text_atomic
 
 SIGNATURE_KEY = "serving_default"
+# The signature's tensor names: a model's, and an ES policy's (observation → action),
+# which `keras-odetoode es` and `keras-odetoode export` of an ES run both use.
+MODEL_TENSOR_NAMES = ("inputs", "outputs")
+POLICY_TENSOR_NAMES = ("observation", "action")
 SAVED_MODEL_FILENAME = "saved_model.pb"
 METADATA_FILENAME = "metadata.json"
 FORMAT = "keras_odetoode.saved_model"
@@ -98,8 +102,8 @@ def export_saved_model(
     model,
     path,
     *,
-    input_name="inputs",
-    output_name="outputs",
+    input_name=MODEL_TENSOR_NAMES[0],
+    output_name=MODEL_TENSOR_NAMES[1],
     metadata=None,
     training_command=None,
     result=None,

@@ -14,6 +14,10 @@ SOURCE is one of:
 * a directory without checkpoints holding exactly one `.keras` file (searched
   recursively).
 
+An ES policy's signature maps `observation` to `action`, as the export that
+`keras-odetoode es` writes; a `.keras` model's maps `inputs` to `outputs`.
+`--input-name` / `--output-name` override either.
+
 Examples:
 
     keras-odetoode export runs/swimmer exported/swimmer
@@ -47,9 +51,12 @@ def register(subparsers):
                         help="SavedModel directory to write (new, empty or a previous export)")
     parser.add_argument("--policy", default="best", choices=("best", "latest"),
                         help="ES sources: the best evaluated centre (default), or the centre after the last iteration")
-    parser.add_argument("--input-name", default="inputs", help="name of the signature's input tensor (default: inputs)")
-    parser.add_argument("--output-name", default="outputs",
-                        help="name of the signature's output tensor (default: outputs)")
+    parser.add_argument("--input-name", default=None,
+                        help="name of the signature's input tensor (default: observation for an ES policy, "
+                             "as `keras-odetoode es` exports it; inputs for a .keras model)")
+    parser.add_argument("--output-name", default=None,
+                        help="name of the signature's output tensor (default: action for an ES policy, "
+                             "outputs for a .keras model)")
     parser.add_argument("--training-command", default=None,
                         help="command that trained the model (default: from the ES run, if recorded)")
     parser.add_argument("--result", action="append", default=[], metavar="NAME=VALUE",
@@ -62,11 +69,13 @@ def run_export(args):
 
     result = _parse_results(args.result)
     model, metadata, command, source_result = load_source(args.source, policy=args.policy)
+    is_policy = metadata["source"]["kind"] == "es_checkpoint"
+    input_name, output_name = export.POLICY_TENSOR_NAMES if is_policy else export.MODEL_TENSOR_NAMES
     record = export.export_saved_model(
         model,
         args.out_dir,
-        input_name=args.input_name,
-        output_name=args.output_name,
+        input_name=input_name if args.input_name is None else args.input_name,
+        output_name=output_name if args.output_name is None else args.output_name,
         metadata=metadata,
         training_command=args.training_command if args.training_command is not None else command,
         result=result if result is not None else source_result,

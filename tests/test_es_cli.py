@@ -50,6 +50,13 @@ def test_swimmer_es_end_to_end_with_export_and_evaluate(tmp_path, capsys):
     expected = policy.model((obs - best["obs_mean"]) / np.sqrt(best["obs_variance"]))
     np.testing.assert_allclose(exported.numpy(), expected.numpy(), atol=1e-5)
 
+    # `keras-odetoode export` of the run serves the same policy under the same signature.
+    assert list(serve.structured_input_signature[1]) == ["observation"] and list(serve.structured_outputs) == ["action"]
+    again = str(tmp_path / "exported_again")
+    assert run_cli(["export", logdir, again]) == 0
+    serve_again = tf.saved_model.load(again).signatures["serving_default"]
+    np.testing.assert_array_equal(serve_again(observation=tf.constant(obs))["action"].numpy(), exported.numpy())
+
     capsys.readouterr()
     assert run_cli(["evaluate", export, "--episodes", "2"]) == 0
     assert "±" in capsys.readouterr().out

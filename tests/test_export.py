@@ -277,6 +277,7 @@ def test_cli_exports_a_keras_file(exported, tmp_path, capsys):
     assert serving.metadata["source"] == {"kind": "keras_file", "path": str(source)}
     assert serving.metadata["result"] == {"accuracy": 0.9}
     assert serving.metadata["training_command"] == "python train.py"
+    assert (serving.input_name, serving.output_name) == export.MODEL_TENSOR_NAMES == ("inputs", "outputs")
     # A run directory holding one .keras file resolves to it.
     model, metadata, _, _ = export_cli.load_source(str(source.parent))
     assert metadata["source"]["path"] == str(source) and len(model.layers) == len(exported["model"].layers)
@@ -333,6 +334,12 @@ def test_cli_exports_an_es_run(tmp_path):
     assert metadata["training_command"] == "keras-odetoode es --env Swimmer-v5"
     assert metadata["action_low"] == [-1, -1] and metadata["folded_parameter_flows"] == ["core"]
     assert metadata["source"]["kind"] == "es_checkpoint" and metadata["source"]["policy"] == "best"
+    # An ES policy is served as `keras-odetoode es` serves it (observation → action) unless names are given.
+    assert (served.input_name, served.output_name) == export.POLICY_TENSOR_NAMES == ("observation", "action")
+    assert cli.main(["export", run_dir, out, "--input-name", "obs", "--output-name", "act"]) == 0
+    renamed = export.load_serving(out)
+    assert (renamed.input_name, renamed.output_name) == ("obs", "act")
+    np.testing.assert_allclose(renamed(obs), expected, rtol=0, atol=1e-5)
 
 
 # Bad inputs.

@@ -356,6 +356,7 @@ def export_policy(policy_fn, params, obs_mean, obs_variance, path, metadata=None
     """
     import keras
 
+    from keras_odetoode.export import POLICY_TENSOR_NAMES
     from keras_odetoode.export import export_saved_model
 
     model = policy_fn()
@@ -369,8 +370,8 @@ def export_policy(policy_fn, params, obs_mean, obs_variance, path, metadata=None
     export_saved_model(
         serving,
         path,
-        input_name="observation",
-        output_name="action",
+        input_name=POLICY_TENSOR_NAMES[0],
+        output_name=POLICY_TENSOR_NAMES[1],
         metadata=metadata,
         training_command=metadata.get("command"),
         result=None if reward is None else {"reward": reward},
