@@ -9,7 +9,8 @@ with no matrix exponential (no `expm`, hence no `MatrixSolve`) left in it.
 The export directory is a plain TensorFlow SavedModel (`saved_model.pb`,
 `variables/`) with one `serving_default` signature — float32 input of shape
 (None, d) under `input_name`, float32 output under `output_name` — plus
-`metadata.json`: model config, versions, training command and result.
+`metadata.json`: model config, versions, training command and result (a
+score measured on the served model afterwards goes in with `record_result`).
 Serving needs TensorFlow only; `keras_odetoode` is not imported by the graph.
 
 Example:
@@ -230,6 +231,39 @@ def load_metadata(path):
             f"{meta_path!r} must hold a JSON object. Received: {type(metadata).__name__}"
         )
     return metadata
+
+
+def record_result(path, result):
+    """Write the exported model's measured score into its metadata.json (atomically).
+
+    For a score measured on the served model after the export, e.g. a test
+    accuracy. Every other metadata entry is kept.
+
+    Args:
+        path: an export directory of this package.
+        result: a finite number, or a dict of names to finite numbers
+            ({"accuracy": 0.945}); None clears it.
+
+    Returns:
+        The updated metadata dict.
+
+    Raises:
+        InvalidSavedModelError: `path` is not an export of this package.
+        ValueError: `result` is not a number or a dict of names to numbers.
+    """
+    path = os.fspath(path)
+    result = _check_result(result)
+    if not is_export_directory(path):
+        load_metadata(path)  # raises the specific reason when there is one
+        raise InvalidSavedModelError(
+            f"{path!r} is not a SavedModel exported by keras_odetoode: it lacks {SAVED_MODEL_FILENAME} "
+            "or its metadata has no package_version."
+        )
+    metadata = load_metadata(path)
+    metadata["result"] = result
+    text = _to_json(metadata)
+    write_text_atomic(os.path.join(path, METADATA_FILENAME), text + "\n")
+    return json.loads(text)
 
 
 @dataclasses.dataclass(frozen=True)

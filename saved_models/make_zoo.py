@@ -137,7 +137,7 @@ def make_classifier(args):
     import keras
 
     import keras_odetoode  # noqa: F401  (registers the layers for loading)
-    from keras_odetoode.export import export_saved_model, load_serving
+    from keras_odetoode.export import export_saved_model, load_serving, record_result
 
     entry = os.path.join(HERE, args.name)
     model = keras.saving.load_model(args.source)
@@ -149,6 +149,7 @@ def make_classifier(args):
     correct = (serving(x).argmax(1) == y).astype(float)
     accuracy = 100 * correct.mean()
     stderr = 100 * correct.std() / np.sqrt(len(correct))
+    record_result(entry, {"accuracy": float(correct.mean())})
     np.savez_compressed(os.path.join(entry, "eval_digits.npz"), images=digits["images"], labels=digits["labels"])
     card = {
         "name": args.name,

@@ -342,6 +342,23 @@ def test_cli_exports_an_es_run(tmp_path):
     np.testing.assert_allclose(renamed(obs), expected, rtol=0, atol=1e-5)
 
 
+def test_record_result_writes_the_score_and_keeps_the_rest(exported, tmp_path):
+    out = tmp_path / "served"
+    export.export_saved_model(exported["model"], out, training_command="python train.py")
+    before = export.load_metadata(out)
+    assert before["result"] is None
+    after = export.record_result(out, {"accuracy": np.float32(0.5)})
+    assert after["result"] == {"accuracy": 0.5} and export.load_metadata(out) == after
+    assert {k: v for k, v in after.items() if k != "result"} == {k: v for k, v in before.items() if k != "result"}
+    np.testing.assert_allclose(export.load_serving(out)(exported["x"]), exported["expected"], rtol=0, atol=1e-5)
+    assert export.record_result(out, None)["result"] is None
+    with pytest.raises(ValueError, match="result must be finite"):
+        export.record_result(out, {"accuracy": float("nan")})
+    assert export.load_metadata(out)["result"] is None  # a refused result leaves the file as it was
+    with pytest.raises(export.InvalidSavedModelError, match="missing metadata.json"):
+        export.record_result(tmp_path, 1.0)
+
+
 # Bad inputs.
 
 

@@ -47,3 +47,5 @@ def test_card_score_is_reproduced(name):
         predictions = load_serving(path)(x).argmax(1)
         accuracy = 100 * np.mean(predictions == digits["labels"])
         assert accuracy == pytest.approx(card["score"]["mean"], abs=1e-9)
+        # The export's own metadata carries the same score (`export.record_result`).
+        assert load_serving(path).metadata["result"] == {"accuracy": pytest.approx(accuracy / 100, abs=1e-12)}
