@@ -23,7 +23,8 @@ The output directory holds:
 
 Run the command again with the same `--out` to resume. Cells already in results.json are
 skipped. An interrupted training restarts from its last finished epoch
-(`keras.callbacks.BackupAndRestore`). Changed training settings (width, epochs, ...) are
+(`keras.callbacks.BackupAndRestore`), and its data from that epoch's order, so it
+ends where an uninterrupted training would. Changed training settings (width, epochs, ...) are
 refused, so a table never mixes two configurations. Each cell trains in a process of its
 own, so that memory is freed between cells (`--in-process` turns this off).
 
@@ -503,8 +504,20 @@ def _train_cell(config, train_corruption, model_name, test_corruptions, out, ver
         model.load_weights(str(run_dir / "last.weights.h5"))
     else:
         train = _train_dataset(config, train_corruption)
+        steps = int(train.cardinality())
+        # One iterator for the whole training, each epoch a repetition with its own order.
+        # BackupAndRestore resumes at the epoch it recorded, and the data resume there too:
+        # a resumed training sees the orders an uninterrupted one sees.
+        data = train.repeat().skip(_epochs_backed_up(run_dir / "backup") * steps)
         start = time.perf_counter()
-        history = model.fit(train, epochs=config["epochs"], callbacks=callbacks, verbose=verbose, shuffle=False)
+        history = model.fit(
+            data,
+            epochs=config["epochs"],
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
         seconds = time.perf_counter() - start
         last = {key: float(values[-1]) for key, values in history.history.items() if values}
         trained = dict(
@@ -535,6 +548,15 @@ def _train_cell(config, train_corruption, model_name, test_corruptions, out, ver
                 tf.summary.scalar(prefix + "accuracy", cell["test_accuracy"], step=config["epochs"] - 1)
                 tf.summary.scalar(prefix + "loss", cell["test_loss"], step=config["epochs"] - 1)
     return cells
+
+
+def _epochs_backed_up(backup_dir):
+    """The epochs that `keras.callbacks.BackupAndRestore` recorded as done in `backup_dir` (0 if none)."""
+    try:
+        epochs = json.loads((backup_dir / "training_metadata.json").read_text())["epoch"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return epochs if isinstance(epochs, int) and epochs > 0 else 0
 
 
 def _cell_worker(connection, config, train_corruption, model_name, test_corruptions, out, verbose, trained):

@@ -352,6 +352,17 @@ def test_cli_trains_once_on_clean_digits_and_tests_every_corruption(tiny_mnistc,
     assert cells["identity/odetoode-1"]["test_accuracy"] == pytest.approx(clean, abs=1e-6)
 
 
+def _weights(path):
+    """Every array in a Keras `.weights.h5` file, in file order."""
+    import h5py
+
+    arrays = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: arrays.append(item[()]) if isinstance(item, h5py.Dataset) else None)
+    assert arrays, f"no weights in {path}"
+    return arrays
+
+
 def test_cli_resumes_an_interrupted_cell_from_its_backup(tiny_mnistc, tmp_path, monkeypatch):
     """A cell stopped after epoch 1 of 2 trains only epoch 2 when run again."""
     out = tmp_path / "results"
@@ -376,6 +387,17 @@ def test_cli_resumes_an_interrupted_cell_from_its_backup(tiny_mnistc, tmp_path, 
     assert cli.main(args) == 0
     cell = json.loads((out / "results.json").read_text())["cells"]["identity/dense-1"]
     assert cell["epochs"] == 2 and cell["epochs_this_session"] == 1
+
+    # Epoch 2 saw the order an uninterrupted training's epoch 2 sees: the same weights and scores.
+    whole = tmp_path / "uninterrupted"
+    args[args.index("--out") + 1] = str(whole)
+    assert cli.main(args) == 0
+    uninterrupted = json.loads((whole / "results.json").read_text())["cells"]["identity/dense-1"]
+    assert cell["train_loss"] == pytest.approx(uninterrupted["train_loss"], rel=1e-6, abs=0)
+    assert cell["test_accuracy"] == uninterrupted["test_accuracy"]
+    resumed_weights = _weights(out / "runs" / "identity" / "dense-1" / "last.weights.h5")
+    for resumed, expected in zip(resumed_weights, _weights(whole / "runs" / "identity" / "dense-1" / "last.weights.h5")):
+        np.testing.assert_allclose(resumed, expected, rtol=0, atol=1e-6)
 
 
 def test_cli_stopped_while_evaluating_does_not_train_again(tiny_mnistc, tmp_path, monkeypatch, capsys):
