@@ -505,9 +505,10 @@ def _train_cell(config, train_corruption, model_name, test_corruptions, out, ver
     else:
         train = _train_dataset(config, train_corruption)
         steps = int(train.cardinality())
-        # One iterator for the whole training, each epoch a repetition with its own order.
-        # BackupAndRestore resumes at the epoch it recorded, and the data resume there too:
-        # a resumed training sees the orders an uninterrupted one sees.
+        # One iterator for the whole training, each epoch a repetition with its own order; the
+        # k-th repetition of a freshly built dataset has the same order in every run. BackupAndRestore
+        # resumes at the epoch it recorded, and the data resume there too: a resumed training sees
+        # the orders an uninterrupted one sees.
         data = train.repeat().skip(_epochs_backed_up(run_dir / "backup") * steps)
         start = time.perf_counter()
         history = model.fit(
