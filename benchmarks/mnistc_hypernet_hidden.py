@@ -56,9 +56,8 @@ def report(small_dirs, table1_dirs, hidden_units):
     if sorted(small) != sorted(table1):
         raise ValueError(f"The seeds differ. Received: {sorted(small)} and {sorted(table1)}")
     for seed in small:
-        mine = {k: v for k, v in small[seed]["training"].items()}
-        theirs = {k: v for k, v in table1[seed]["training"].items() if k != "data_dir"}
-        differing = [k for k in theirs if mine.get(k) != theirs[k]]
+        mine, theirs = small[seed]["training"], table1[seed]["training"]
+        differing = [k for k in theirs if k != "data_dir" and mine.get(k) != theirs[k]]
         if differing:
             raise ValueError(f"Seed {seed}: the runs differ in {differing}; they must differ only in the model")
     seeds = sorted(small)
