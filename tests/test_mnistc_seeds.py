@@ -50,3 +50,31 @@ def test_grids_that_differ_are_refused(tmp_path, load_benchmark):
         seeds.aggregate([a, _grid(tmp_path / "b", 0, full)])
     with pytest.raises(ValueError, match=r"not finished: no result for stripe/dense-1"):
         seeds.aggregate([a, _grid(tmp_path / "c", 1, {k: v for k, v in full.items() if k != "stripe/dense-1"})])
+
+
+def test_hypernet_hidden_report_reproduces_the_committed_comparison(tmp_path, capsys, load_benchmark):
+    """`benchmarks/mnistc_hypernet_hidden.py --report` on the committed runs prints the committed table."""
+    import pathlib
+
+    hidden = load_benchmark("mnistc_hypernet_hidden")
+    results = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "mnistc_table1_clean_100ep"
+    small = [results / "hypernet_hidden2" / f"seed{s}" for s in range(3)]
+    table1 = [results / f"seed{s}" for s in range(3)]
+    hidden.report(small, table1, 2)
+    printed = capsys.readouterr().out
+    assert printed == (results / "hypernet_hidden2" / "comparison.md").read_text()
+    assert "| Canny Edges | 60.40 ± 0.50 | 60.15 ± 1.00 | 59.17 ± 1.45 |" in printed
+    assert printed.rstrip().endswith("at least HyperNet-1, hidden 2's on 1.")
+    # Runs that differ in a setting besides the model are refused, as are other seeds.
+    with pytest.raises(ValueError, match="The seeds differ"):
+        hidden.report(small[:2], table1, 2)
+    with pytest.raises(ValueError, match=r"differ in \['width'\]"):
+        hidden.report(small, [_grid_like(results / "seed0", tmp_path, width=64)] + table1[1:], 2)
+
+
+def _grid_like(directory, copy, **training):
+    """`copy`: a copy of a results directory's record with some training settings changed."""
+    record = json.loads((directory / "results.json").read_text())
+    record["training"].update(training)
+    (copy / "results.json").write_text(json.dumps(record))
+    return copy
