@@ -289,9 +289,9 @@ def main():
         readers["in order"] = in_order_reader(root, args.batch_size)
         readers["in order, float32"] = in_order_reader(root, args.batch_size, convert=False)
         readers["floor"] = floor_reader(args.batch_size, 60_000 // args.batch_size)
-        rates = interleaved_rates(readers, args.epochs, args.rounds)
+        pipeline_rates = interleaved_rates(readers, args.epochs, args.rounds)
         from_pipeline, from_memory, fit_spread = fit_from_pipeline(root, args.batch_size, args.rounds)
-    pipeline = {name: rate for name, (rate, _) in rates.items()}
+    pipeline = {name: rate for name, (rate, _) in pipeline_rates.items()}
     print(
         f"\ninput pipeline, batch {args.batch_size}: examples/s, median of {args.rounds} interleaved rounds "
         f"of {args.epochs} epochs each"
@@ -299,14 +299,14 @@ def main():
     print(f"{'':<40} {'in-graph':>10} {'Python loop':>12} {'max/min':>8}")
     for name, label in (("train", "train, shuffled"), ("test", "test, in order")):
         python_loop = pipeline[name + ", Python loop"]
-        print(f"{label:<40} {pipeline[name]:10.0f} {python_loop:12.0f} {rates[name][1]:8.2f}")
+        print(f"{label:<40} {pipeline[name]:10.0f} {python_loop:12.0f} {pipeline_rates[name][1]:8.2f}")
     references = (
         ("in order", "no shuffle, one map: slice and convert"),
         ("in order, float32", "no shuffle, one map: slice a float32 table"),
         ("floor", "floor: a constant batch, no data"),
     )
     for name, label in references:
-        print(f"{label:<40} {pipeline[name]:10.0f} {'':>12} {rates[name][1]:8.2f}")
+        print(f"{label:<40} {pipeline[name]:10.0f} {'':>12} {pipeline_rates[name][1]:8.2f}")
 
     names = [name.strip() for name in args.models.split(",") if name.strip()]
     rates = training_rates(
