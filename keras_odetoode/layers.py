@@ -265,6 +265,11 @@ class ODEtoODE(NonAutonomousODE):
         flow: "isospectral" (ISO-ODEtoODE, B = [WᵀQW, N]) or "gated"
             (B = Σₖ aₖ(Fₖ − Fₖᵀ)).
         num_gates: K for the gated flow.
+        gate_inputs: what the gated flow's networks Fₖ read: "time" (linear
+            in time features; all exponentials batched) or "state" (an MLP of
+            W, HyperNet's hypernetwork constrained to O(d), as in the paper).
+            See `flows.GatedFlow`.
+        hidden_units: width of the "state" gate networks' hidden layers.
         step_size: h (0.04 for RL policies, 0.01 for classifiers in the paper).
         horizon: T.
         activation: f, "abs" by default (|f'| = 1, Lemma 4.1).
@@ -289,6 +294,8 @@ class ODEtoODE(NonAutonomousODE):
         horizon=1.0,
         activation="abs",
         retraction="expm",
+        gate_inputs="time",
+        hidden_units=16,
         integrator="lie_euler",
         solver="euler",
         w0=None,
@@ -299,12 +306,16 @@ class ODEtoODE(NonAutonomousODE):
         _check_choice("flow", flow, flows_lib.ORTHOGONAL_FLOWS)
         num_steps_of(step_size, horizon)  # before the flow takes the horizon
         num_gates = manifolds.check_integer("num_gates", num_gates, 1)
+        flows_lib.check_gate_inputs(gate_inputs)
+        hidden_units = manifolds.check_integer("hidden_units", hidden_units, 1)
         kwargs.setdefault("name", _auto_name("odetoode"))
         _check_choice("integrator", integrator, ("lie_euler", "rkmk4"))
         manifolds.check_retraction(retraction)
         options = dict(integrator=integrator, retraction=retraction, w0=w0, seed=seed, dtype=kwargs.get("dtype"))
         if flow == "gated":
-            flow_layer = flows_lib.GatedFlow(num_gates=num_gates, horizon=horizon, name="flow", **options)
+            flow_layer = flows_lib.GatedFlow(
+                num_gates=num_gates, horizon=horizon, gate_inputs=gate_inputs, hidden_units=hidden_units, name="flow", **options
+            )
         else:
             flow_layer = flows_lib.IsospectralFlow(name="flow", **options)
         super().__init__(
@@ -312,6 +323,8 @@ class ODEtoODE(NonAutonomousODE):
         )
         self.flow_name = flow
         self.num_gates = num_gates
+        self.gate_inputs = gate_inputs
+        self.hidden_units = hidden_units
         self.retraction = retraction
         self.integrator = integrator
         self.seed = seed
@@ -321,6 +334,8 @@ class ODEtoODE(NonAutonomousODE):
         config.update(
             flow=self.flow_name,
             num_gates=self.num_gates,
+            gate_inputs=self.gate_inputs,
+            hidden_units=self.hidden_units,
             retraction=self.retraction,
             integrator=self.integrator,
             w0=self.flow.get_config()["w0"],

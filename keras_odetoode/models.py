@@ -14,6 +14,10 @@ and only the block differs between the columns of Tables 1–2:
 | hypernet-k  | `HyperNetODE(num_gates=k)`: W_t from a coupled neural ODE       |
 | odetoode-k  | `ODEtoODE(flow="gated", num_gates=k)`: W_t on O(w) (Eqs. 5–6)   |
 
+ODEtoODE's gate networks read the time by default; `gate_inputs="state"`
+makes them the paper's hypernetwork of W_t (Sec. 1, 3.1), HyperNet's MLP
+constrained to O(w), with as many parameters as HyperNet-k.
+
 ODE blocks integrate on [0, 1] with step h = `step_size` (0.01 in the paper,
 N = 100 steps). Table 1: w = 128, no dropout; Table 2: w = 256, dropout 0.1.
 
@@ -42,7 +46,7 @@ import re
 
 import keras
 
-from keras_odetoode import layers, manifolds
+from keras_odetoode import flows, layers, manifolds
 from keras_odetoode.optimizers import RiemannianAdam
 
 INPUT_DIM = 784
@@ -111,8 +115,8 @@ FAMILIES = {
             "ODEtoODE",
             "gates",
             1,
-            lambda width, k, step_size, seed: layers.ODEtoODE(
-                flow="gated", num_gates=k, step_size=step_size, seed=seed, name="block"
+            lambda width, k, step_size, seed, gate_inputs="time": layers.ODEtoODE(
+                flow="gated", num_gates=k, gate_inputs=gate_inputs, step_size=step_size, seed=seed, name="block"
             ),
         ),
     )
@@ -190,7 +194,9 @@ def _check_number(argument, value, minimum, maximum=None, include_maximum=True):
     return value
 
 
-def build_classifier(name, width=128, k=None, dropout=0.0, step_size=0.01, seed=None, projection="dense"):
+def build_classifier(
+    name, width=128, k=None, dropout=0.0, step_size=0.01, seed=None, projection="dense", gate_inputs=None
+):
     """A Corrupted-MNIST classifier of Tables 1–2: 784 inputs → 10 logits.
 
     Args:
@@ -205,6 +211,9 @@ def build_classifier(name, width=128, k=None, dropout=0.0, step_size=0.01, seed=
         seed: int seed of every initializer and of the dropout; None: random.
         projection: "dense" (default, every model) or "stiefel" (an
             orthonormal `StiefelDense`, Ω₁ of Eq. 5).
+        gate_inputs: ODEtoODE only: what its gate networks read, "time"
+            (the default) or "state" (the paper's hypernetwork of W, as
+            large as HyperNet's; see `flows.GatedFlow`).
 
     Returns:
         An uncompiled functional `keras.Model` named after the model (e.g.
@@ -238,6 +247,14 @@ def build_classifier(name, width=128, k=None, dropout=0.0, step_size=0.01, seed=
         raise ValueError(f"Unknown projection. Received: projection={projection!r}. Expected one of: {PROJECTIONS}")
     if seed is not None:
         seed = manifolds.check_integer("seed", seed, 0)
+    block_options = {}
+    if gate_inputs is not None:
+        if family != "odetoode":
+            raise ValueError(
+                f"gate_inputs is an option of ODEtoODE's gated flow only. Received: name={name!r}, "
+                f"gate_inputs={gate_inputs!r}. Expected: gate_inputs=None"
+            )
+        block_options["gate_inputs"] = flows.check_gate_inputs(gate_inputs)
 
     inputs = keras.Input((INPUT_DIM,), name="image")
     if projection == "stiefel":
@@ -247,7 +264,7 @@ def build_classifier(name, width=128, k=None, dropout=0.0, step_size=0.01, seed=
             width, kernel_initializer=keras.initializers.GlorotUniform(_seed(seed, 0)), name="projection"
         )
     x = project(inputs)
-    x = meta.block(width, suffix_k, step_size, _seed(seed, 10))(x)
+    x = meta.block(width, suffix_k, step_size, _seed(seed, 10), **block_options)(x)
     if dropout > 0:
         x = keras.layers.Dropout(dropout, seed=_seed(seed, 20), name="dropout")(x)
     logits = keras.layers.Dense(

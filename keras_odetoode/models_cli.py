@@ -122,6 +122,7 @@ TRAINING_KEYS = (
     "step_size",
     "seed",
     "projection",
+    "gate_inputs",
     "max_train_examples",
     "source",
     "data_dir",
@@ -129,6 +130,8 @@ TRAINING_KEYS = (
 )
 # Records written before `--train-on` existed trained every cell on its own corruption.
 TRAIN_ON_BEFORE_THE_OPTION = "each"
+# ... and before `--gate-inputs` existed, ODEtoODE's gates read the time.
+GATE_INPUTS_BEFORE_THE_OPTION = "time"
 
 
 def _comma_list(text):
@@ -202,6 +205,15 @@ def register(subparsers):
         choices=("dense", "stiefel"),
         default="dense",
         help="Input map 784 -> w (see keras_odetoode.models). Default: dense.",
+    )
+    parser.add_argument(
+        "--gate-inputs",
+        choices=("time", "state"),
+        default="time",
+        help=(
+            "What ODEtoODE's gate networks read: the time, or the state W_t (the paper's "
+            "hypernetwork of W, as large as HyperNet's; see keras_odetoode.flows.GatedFlow). Default: time."
+        ),
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="Seed of the initializers, dropout and shuffle. Default: 0."
@@ -313,6 +325,7 @@ def _resolve(args):
         step_size=args.step_size,
         seed=args.seed,
         projection=args.projection,
+        gate_inputs=args.gate_inputs,
         max_train_examples=args.max_train_examples,
         source=args.source,
         # Absolute: the results record must name the data it was made from.
@@ -408,9 +421,18 @@ def _caption(config, cells, corruptions, models):
     return (
         f"Test accuracy (%) on {rows}; {protocol}; width {config['width']}, dropout {config['dropout']}, "
         f"{epochs}, batch {config['batch_size']}, RiemannianAdam lr {config['learning_rate']}, "
-        f"h = {config['step_size']}, {config['projection']} projection, seed {config['seed']}, "
+        f"h = {config['step_size']}, {config['projection']} projection, "
+        + ("ODEtoODE gates reading the state W_t, " if config.get("gate_inputs") == "state" else "")
+        + f"seed {config['seed']}, "
         f"{train} training examples. Best of each row in bold. {done}/{len(corruptions) * len(models)} cells done."
     )
+
+
+def _gate_inputs(config, model_name):
+    """`build_classifier`'s gate_inputs for `model_name`: the configured one for ODEtoODE, else None."""
+    from keras_odetoode.models import parse_model_name
+
+    return config["gate_inputs"] if parse_model_name(model_name)[0] == "odetoode" else None
 
 
 def _train_dataset(config, corruption):
@@ -490,6 +512,7 @@ def _train_cell(config, train_corruption, model_name, test_corruptions, out, ver
         step_size=config["step_size"],
         seed=config["seed"],
         projection=config["projection"],
+        gate_inputs=_gate_inputs(config, model_name),
     )
     compile_classifier(model, config["learning_rate"])
     callbacks = [
@@ -626,7 +649,13 @@ def _preflight(config):
     from keras_odetoode.models import build_classifier
 
     for model_name in config["models"]:
-        build_classifier(model_name, width=config["width"], dropout=config["dropout"], step_size=config["step_size"])
+        build_classifier(
+            model_name,
+            width=config["width"],
+            dropout=config["dropout"],
+            step_size=config["step_size"],
+            gate_inputs=_gate_inputs(config, model_name),
+        )
     for corruption in config["corruptions"]:
         _test_dataset(config, corruption)
     if config["train_on"] != "each":
@@ -668,6 +697,7 @@ def run_grid(config, out, verbose=1, log=print, new_process_per_cell=True):
     training = {key: config[key] for key in TRAINING_KEYS}
     record = load_results(out) or {"version": 1, "training": training, "cells": {}}
     record["training"].setdefault("train_on", TRAIN_ON_BEFORE_THE_OPTION)
+    record["training"].setdefault("gate_inputs", GATE_INPUTS_BEFORE_THE_OPTION)
     # Records from before the data directory was recorded: taken to be this one.
     record["training"].setdefault("data_dir", training["data_dir"])
     if record["training"] != training:

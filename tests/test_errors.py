@@ -72,6 +72,12 @@ def test_built_layer_rejects_a_different_input_width(case):
 # Names of flows, retractions, integrators, solvers, activations.
 
 
+def test_unknown_gate_inputs_are_rejected():
+    with pytest.raises(ValueError, match=r"Expected one of \('time', 'state'\)") as info:
+        layers.ODEtoODE(flow="gated", gate_inputs="weights")
+    assert re.search(_received("gate_inputs", "weights"), str(info.value))
+
+
 def test_unknown_flow_is_rejected():
     with pytest.raises(ValueError, match=r"Expected one of \('isospectral', 'gated'\)") as info:
         layers.ODEtoODE(flow="iso")
@@ -221,6 +227,7 @@ def test_infinite_horizon_is_rejected():
         (lambda v: layers.HyperNetODE(num_gates=v), "num_gates", 0),
         (lambda v: layers.HyperNetODE(num_gates=v), "num_gates", 2.0),
         (lambda v: layers.HyperNetODE(hidden_units=v), "hidden_units", 0),
+        (lambda v: layers.ODEtoODE(flow="gated", gate_inputs="state", hidden_units=v), "hidden_units", 0),
         (lambda v: layers.NeuralODE(hidden_units=v), "hidden_units", 0),
         (lambda v: layers.StiefelDense(v), "units", 0),
         (lambda v: layers.StiefelDense(v), "units", -3),

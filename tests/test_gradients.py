@@ -39,6 +39,9 @@ GRADIENT_CASES = {
     "gated2-rkmk4": lambda **kw: layers.ODEtoODE(
         flow="gated", num_gates=2, step_size=0.2, activation="tanh", integrator="rkmk4", **kw
     ),
+    "gated2-state-lie_euler": lambda **kw: layers.ODEtoODE(
+        flow="gated", gate_inputs="state", hidden_units=3, num_gates=2, step_size=0.2, activation="tanh", **kw
+    ),
     "nanode2": lambda **kw: layers.NANODE(degree=2, step_size=0.2, activation="tanh", **kw),
     "hypernet2": lambda **kw: layers.HyperNetODE(
         num_gates=2, hidden_units=3, step_size=0.2, activation="tanh", **kw

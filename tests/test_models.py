@@ -97,6 +97,11 @@ def test_model_and_display_names_round_trip():
         (dict(name="dense-1", projection="conv"), r"Unknown projection. Received: projection='conv'"),
         (dict(name="odetoode-1", step_size=0.3), "step_size must divide horizon"),
         (dict(name="dense-1", seed=-1), "seed"),
+        (
+            dict(name="hypernet-1", gate_inputs="state"),
+            r"gate_inputs is an option of ODEtoODE's gated flow only. Received: name='hypernet-1', gate_inputs='state'",
+        ),
+        (dict(name="odetoode-1", gate_inputs="W"), r"Unknown gate_inputs. Expected one of \('time', 'state'\)"),
     ],
 )
 def test_build_classifier_rejects_bad_arguments(kwargs, message):
@@ -155,6 +160,9 @@ def test_parameter_counts_match_hand_formulas(w):
     s, dd = 16, w * w
     gate = dd * s + s + s * s + s + s * dd + dd
     assert _param_count("hypernet-2", w) == projection + (dd + 2 + 2 * gate + w) + head
+    # ODEtoODE-K with gates of the state: HyperNet-K's hypernetwork, made skew (Sec. 3.1).
+    assert _param_count("odetoode-2", w, gate_inputs="state") == projection + (dd + 2 + 2 * gate + w) + head
+    assert _param_count("odetoode-1", w, gate_inputs="time") == _param_count("odetoode-1", w)
     # The Stiefel projection Ω₁ has no bias.
     assert _param_count("odetoode-1", w, projection="stiefel") == 784 * w + (w * w + 1 + 4 * w * w + w) + head
 
@@ -295,23 +303,26 @@ def test_cli_writes_the_table_and_resumes(tiny_mnistc, tmp_path, monkeypatch, ca
         cli.main(_mnistc_args(tiny_mnistc, out, *each, "--width", "32"))
     with pytest.raises(SystemExit, match=r"other training settings.*train_on='each' → 'identity'"):
         cli.main(_mnistc_args(tiny_mnistc, out))
+    with pytest.raises(SystemExit, match=r"other training settings.*gate_inputs='time' → 'state'"):
+        cli.main(_mnistc_args(tiny_mnistc, out, *each, "--gate-inputs", "state"))
     other_data = tmp_path / "other"
     with pytest.raises(SystemExit, match=rf"other training settings.*data_dir='{tiny_mnistc}' → '{other_data}'"):
         cli.main(_mnistc_args(other_data, out, *each))
 
     # A record from before --train-on existed (no "train_on" key) was made per corruption;
-    # one without "data_dir" is taken to be from the data given now.
-    del record["training"]["train_on"], record["training"]["data_dir"]
+    # one without "data_dir" is taken to be from the data given now, one without
+    # "gate_inputs" had ODEtoODE's gates read the time.
+    del record["training"]["train_on"], record["training"]["data_dir"], record["training"]["gate_inputs"]
     (out / "results.json").write_text(json.dumps(record))
     assert cli.main(_mnistc_args(tiny_mnistc, out, *each)) == 0
     assert capsys.readouterr().out.count("skipped") == 4
 
 
-def _evaluate_saved(path, data_dir, corruption):
+def _evaluate_saved(path, data_dir, corruption, **options):
     """Test accuracy of the weights in `path` (a width-16 ODEtoODE-1 of `_mnistc_args`) on `corruption`."""
     from keras_odetoode.data import load_mnist_corrupted
 
-    model = models.build_classifier("odetoode-1", width=16, step_size=FAST_STEP, seed=0)
+    model = models.build_classifier("odetoode-1", width=16, step_size=FAST_STEP, seed=0, **options)
     models.compile_classifier(model, 1e-3)
     model.optimizer.build(model.trainable_variables)
     model.load_weights(str(path))
@@ -350,6 +361,31 @@ def test_cli_trains_once_on_clean_digits_and_tests_every_corruption(tiny_mnistc,
     assert cells["identity/odetoode-1"]["train_loss"] == cell["train_loss"]
     clean = _evaluate_saved(weights, tiny_mnistc, "identity")
     assert cells["identity/odetoode-1"]["test_accuracy"] == pytest.approx(clean, abs=1e-6)
+
+
+def test_cli_gate_inputs_state_trains_the_paper_s_gated_odetoode(tiny_mnistc, tmp_path):
+    out = tmp_path / "state"
+    args = _mnistc_args(tiny_mnistc, out, "--gate-inputs", "state")
+    args[args.index("--corruptions") + 1] = "stripe"
+    assert cli.main(args) == 0
+    record = json.loads((out / "results.json").read_text())
+    assert record["training"]["gate_inputs"] == "state"
+    assert "ODEtoODE gates reading the state W_t" in (out / "table.md").read_text()
+    # ODEtoODE-1 was the state-gated model: its weights load into one and give its score;
+    # they do not fit the time-gated one. Dense-1 has no gates and is as without the option.
+    weights = out / "runs" / "identity" / "odetoode-1" / "last.weights.h5"
+    cell = record["cells"]["stripe/odetoode-1"]
+    assert cell["test_accuracy"] == pytest.approx(
+        _evaluate_saved(weights, tiny_mnistc, "stripe", gate_inputs="state"), abs=1e-6
+    )
+    assert cell["params"] == models.build_classifier("hypernet-1", width=16, step_size=FAST_STEP).count_params()
+    with pytest.raises(ValueError):
+        _evaluate_saved(weights, tiny_mnistc, "stripe")
+    time_gated = tmp_path / "time"
+    args[args.index("--out") + 1] = str(time_gated)
+    assert cli.main([a for a in args if a not in ("--gate-inputs", "state")]) == 0
+    dense = json.loads((time_gated / "results.json").read_text())["cells"]["stripe/dense-1"]
+    assert dense["test_accuracy"] == record["cells"]["stripe/dense-1"]["test_accuracy"]
 
 
 def _weights(path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from keras_odetoode import ODEtoODE, manifolds
+from keras_odetoode import HyperNetODE, ODEtoODE, manifolds
 
 D, H, T = 16, 0.04, 1.0
 
@@ -33,6 +33,28 @@ def reference_gated(w0, gates, kernels, b, x, h, steps, horizon):
         f = [sum(p * kernels[k, j] for j, p in enumerate(phi)) for k in range(len(gates))]
         b_t = sum(a * (fk - fk.T) for a, fk in zip(gates, f))
         ws.append(ws[-1] @ scipy.linalg.expm(h * b_t))
+    for w in ws[1:]:
+        x = x + h * np.abs(x @ w.T + b)
+    return np.stack(ws), x
+
+
+def gate_mlps(params, v):
+    """Σₖ aₖ gₖ(v), gₖ = W₃ tanh(W₂ tanh(W₁ v + b₁) + b₂) + b₃: HyperNet's gate networks."""
+    out = 0.0
+    for k, a in enumerate(params["gates"]):
+        h = np.tanh(v @ params["kernel_1"][k] + params["bias_1"][k])
+        h = np.tanh(h @ params["kernel_2"][k] + params["bias_2"][k])
+        out = out + a * (h @ params["kernel_3"][k] + params["bias_3"][k])
+    return out
+
+
+def reference_gated_state(params, b, x, h, steps):
+    """Gated flow of the state (Sec. 3.1): B(W) = Σₖ aₖ(Fₖ(W) − Fₖ(W)ᵀ), Fₖ(W) = reshape gₖ(vec W)."""
+    ws = [params["w0"]]
+    d = len(ws[0])
+    for _ in range(steps):
+        f = gate_mlps(params, ws[-1].reshape(-1)).reshape(d, d)
+        ws.append(ws[-1] @ scipy.linalg.expm(h * (f - f.T)))
     for w in ws[1:]:
         x = x + h * np.abs(x @ w.T + b)
     return np.stack(ws), x
@@ -75,10 +97,49 @@ def test_gated_layer_matches_its_definition(num_gates, rng):
     np.testing.assert_allclose(layer(x).numpy(), y, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("flow", ["isospectral", "gated"])
+@pytest.mark.parametrize("num_gates", [1, 2])
+def test_gated_layer_of_the_state_matches_its_definition(num_gates, rng):
+    layer = ODEtoODE(flow="gated", gate_inputs="state", num_gates=num_gates, hidden_units=5, step_size=H, seed=2)
+    x, bias = _build(layer, rng)
+    # Non-zero biases and gates away from 1/K, so every term of gₖ is exercised.
+    for name in ("bias_1", "bias_2", "bias_3"):
+        weight = getattr(layer.flow, name)
+        weight.assign(0.2 * rng.standard_normal(weight.shape).astype("float32"))
+    layer.flow.gates.assign(rng.uniform(0.5, 1.5, num_gates).astype("float32"))
+    params = {k: np.asarray(v, np.float64) for k, v in layer.flow.param_dict().items()}
+    ws, y = reference_gated_state(params, bias.astype(np.float64), x.astype(np.float64), H, 25)
+    # B depends on W: with W frozen at W_0 the flow would end elsewhere.
+    f0 = gate_mlps(params, params["w0"].reshape(-1)).reshape(D, D)
+    frozen = params["w0"] @ scipy.linalg.expm(25 * H * (f0 - f0.T))
+    assert np.linalg.norm(ws[-1] - ws[0]) > 0.5 and np.linalg.norm(ws[-1] - frozen) > 1e-2
+    np.testing.assert_allclose(layer.parameter_trajectory().numpy(), ws, atol=1e-5)
+    np.testing.assert_allclose(layer(x).numpy(), y, rtol=1e-5, atol=1e-5)
+
+
+def test_gated_flow_of_the_state_is_hypernets_network_constrained_to_o_d(rng):
+    # The paper's gated-ODEtoODE (Sec. 1, 3.1) is HyperNet's hypernetwork made skew and
+    # exponentiated: with the same weights, the same MLP gives HyperNet's velocity g(W)
+    # and ODEtoODE's generator B(W) = F − Fᵀ.
+    kwargs = dict(num_gates=2, hidden_units=4, step_size=H, seed=7)
+    hyper, gated = HyperNetODE(**kwargs), ODEtoODE(flow="gated", gate_inputs="state", **kwargs)
+    for layer in (hyper, gated):
+        layer(np.zeros((1, D), "float32"))
+    assert hyper.flow.count_params() == gated.flow.count_params()
+    for name, weight in hyper.flow.param_dict().items():
+        np.testing.assert_array_equal(weight.numpy(), gated.flow.param_dict()[name].numpy())
+    w = manifolds.random_stiefel((D, D), seed=1).astype("float32")
+    g = hyper.flow.velocity(hyper.flow.param_dict(), w.reshape(1, -1)).numpy().reshape(D, D)
+    b = gated.flow.generator(gated.flow.prepare(gated.flow.param_dict()), 0.0, w).numpy()
+    np.testing.assert_allclose(b, g - g.T, atol=1e-6)
+    assert np.linalg.norm(g) > 0.1
+
+
+@pytest.mark.parametrize("flow", ["isospectral", "gated", "gated-state"])
 @pytest.mark.parametrize("retraction", ["expm", "cayley"])
 def test_every_weight_of_the_trajectory_is_orthogonal(flow, retraction):
-    layer = ODEtoODE(flow=flow, step_size=0.01, retraction=retraction, seed=3)
+    flow, _, inputs = flow.partition("-")
+    options = {"gate_inputs": inputs} if inputs else {}
+    layer = ODEtoODE(flow=flow, step_size=0.01, retraction=retraction, seed=3, **options)
     layer(np.zeros((1, 128), "float32"))
     errors = manifolds.orthogonality_error(layer.parameter_trajectory()).numpy()
     assert errors.shape == (101,)
@@ -117,13 +178,14 @@ def test_sequential_and_functional_apis_agree(rng):
     "flow, sigma",
     # At σ = 1 the isospectral generator hWᵀQW N is ~100× larger: its steps amplify
     # round-off so fast that float32 and float64 part ways; the singular values still hold.
-    [("isospectral", 0.1), ("isospectral", 0.3), ("isospectral", 1.0), ("gated", 0.1), ("gated", 1.0)],
+    [("isospectral", 0.1), ("isospectral", 0.3), ("isospectral", 1.0), ("gated", 0.1), ("gated", 1.0), ("gated-state", 0.1)],
 )
 def test_a_w0_off_the_manifold_follows_the_exact_flow(flow, sigma, rng):
     # An ES member θ + σε (§4.2) starts off O(d). Its flow is W_0 E_1 ⋯ E_i, with the
     # singular values of W_0: the round-off corrections must leave it alone (a
     # Newton–Schulz step moved them by up to 0.6 at σ = 0.1, and gave NaN from σ ≈ 0.3).
-    layer = ODEtoODE(flow=flow, step_size=H, horizon=T, seed=6)
+    options = {"gate_inputs": "state", "hidden_units": 6} if flow == "gated-state" else {}
+    layer = ODEtoODE(flow=flow.partition("-")[0], step_size=H, horizon=T, seed=6, **options)
     layer(np.zeros((1, D), "float32"))
     params = {k: np.asarray(v, np.float64) for k, v in layer.flow.param_dict().items()}
     params = {k: v + sigma * rng.standard_normal(v.shape) for k, v in params.items()}
@@ -133,8 +195,10 @@ def test_a_w0_off_the_manifold_follows_the_exact_flow(flow, sigma, rng):
     if flow == "isospectral":
         q, n = 0.5 * (params["q_matrix"] + params["q_matrix"].T), 0.5 * (params["n_matrix"] + params["n_matrix"].T)
         ws, _ = reference_iso(params["w0"], q, n, zeros, x0, H, 25)
-    else:
+    elif flow == "gated":
         ws, _ = reference_gated(params["w0"], params["gates"], params["gate_kernels"], zeros, x0, H, 25, T)
+    else:
+        ws, _ = reference_gated_state(params, zeros, x0, H, 25)
     traj = layer.flow.trajectory(25, H, params={k: v.astype("float32") for k, v in params.items()}).numpy()
     scale = np.linalg.norm(params["w0"], 2)
     if not (flow == "isospectral" and sigma > 0.3):

@@ -39,6 +39,9 @@ LAYERS = {
     "odetoode-gated": lambda: layers.ODEtoODE(
         flow="gated", num_gates=3, step_size=0.125, horizon=0.5, activation="softplus", seed=4, name="gated"
     ),
+    "odetoode-gated-state": lambda: layers.ODEtoODE(
+        flow="gated", gate_inputs="state", hidden_units=3, num_gates=2, step_size=0.25, seed=5, name="gated_state"
+    ),
     "nanode": lambda: layers.NANODE(
         degree=2, step_size=0.25, horizon=1.5, activation="tanh", solver="rk4", use_bias=False, seed=2
     ),
@@ -58,6 +61,7 @@ LAYERS = {
 CONSTRUCTORS = {
     "odetoode-iso": layers.ODEtoODE,
     "odetoode-gated": layers.ODEtoODE,
+    "odetoode-gated-state": layers.ODEtoODE,
     "nanode": layers.NANODE,
     "hypernet": layers.HyperNetODE,
     "neuralode-rk4": layers.NeuralODE,
@@ -194,8 +198,8 @@ def test_trained_model_keeps_its_optimizer(case, tmp_path, rng):
 
 # SavedModel export, reloaded in a fresh interpreter that never imports keras_odetoode.
 
-EXPORTED = ["odetoode-iso", "odetoode-gated", "nanode", "hypernet", "neuralode-rk4", "neuralode-dopri5", "stiefel-dense",
-            "deepresnet"]  # fmt: skip
+EXPORTED = ["odetoode-iso", "odetoode-gated", "odetoode-gated-state", "nanode", "hypernet", "neuralode-rk4",
+            "neuralode-dopri5", "stiefel-dense", "deepresnet"]  # fmt: skip
 # Dormand–Prince's step-size controller rounds differently in a graph than eagerly (1e-6 here,
 # within its rtol of 1e-4): a SavedModel is a graph, so it is held to the traced model's outputs.
 TRACED = {"neuralode-dopri5"}
