@@ -4,9 +4,17 @@ Each argument is an output directory of `keras-odetoode mnistc` (its
 results.json). All must hold the same corruptions and models and differ at
 most in the seed. Prints the markdown table (best mean of each row in bold)
 and, for the model given by `--model` (ODEtoODE-1 by default), on how many rows
-its mean is the best, and the median and range of its gap to the best other model.
+its mean is the best, and the median and range of its gap to the best model of
+another family.
+
+`--add DIR ...` sets the models of other grids beside these, one group of
+directories per `--add`, with the same seeds and every setting the same but
+those that make the group (e.g. `--gate-inputs state`); their columns are
+labelled with those settings. Every column of `--model`'s family is then
+summarised against the other families.
 
     python benchmarks/mnistc_seeds.py out/seed0 out/seed1 out/seed2 > table.md
+    python benchmarks/mnistc_seeds.py out/seed{0,1,2} --add state/seed{0,1,2} > table.md
 """
 
 import argparse
@@ -16,7 +24,10 @@ import pathlib
 import numpy as np
 
 from keras_odetoode.models import display_name, model_name, parse_model_name
-from keras_odetoode.models_cli import cell_key
+from keras_odetoode.models_cli import GATE_INPUTS_BEFORE_THE_OPTION, TRAIN_ON_BEFORE_THE_OPTION, cell_key
+
+# Where the records differ without the models differing: where the data sat, and the seed.
+NOT_SETTINGS = ("data_dir", "seed")
 
 
 def load(directory):
@@ -30,14 +41,20 @@ def load(directory):
     return record, corruptions, models
 
 
+def settings(record):
+    """The training settings of a record, with the defaults of options newer than it."""
+    training = {"train_on": TRAIN_ON_BEFORE_THE_OPTION, "gate_inputs": GATE_INPUTS_BEFORE_THE_OPTION}
+    training.update(record["training"])
+    return {k: v for k, v in training.items() if k not in NOT_SETTINGS}
+
+
 def aggregate(directories):
     """({corruption: {model: accuracies in % over the runs}}, corruptions, models, seeds)."""
     records = [load(d) for d in directories]
     _, corruptions, models = records[0]
-    training = {k: v for k, v in records[0][0]["training"].items() if k != "seed"}
+    training = settings(records[0][0])
     for directory, (record, c, m) in zip(directories, records):
-        other = {k: v for k, v in record["training"].items() if k != "seed"}
-        if set(c) != set(corruptions) or set(m) != set(models) or other != training:
+        if set(c) != set(corruptions) or set(m) != set(models) or settings(record) != training:
             raise ValueError(
                 f"{directory} holds another grid: corruptions, models and every setting but the seed must match"
             )
@@ -55,39 +72,86 @@ def aggregate(directories):
     return accuracy, corruptions, models, seeds
 
 
+def add_group(accuracy, corruptions, seeds, base, directories):
+    """Columns of the grids in `directories` beside `accuracy`, labelled by the settings that differ from `base`."""
+    extra, extra_corruptions, models, extra_seeds = aggregate(directories)
+    if sorted(extra_seeds) != sorted(seeds):
+        raise ValueError(f"{directories[0]}: other seeds. Received: {extra_seeds}, expected: {seeds}")
+    missing = sorted(set(corruptions) - set(extra_corruptions))
+    if missing:
+        raise ValueError(f"{directories[0]} has no results for {', '.join(missing)}")
+    mine = settings(load(directories[0])[0])
+    differing = {k: v for k, v in mine.items() if base.get(k) != v}
+    if not differing:
+        raise ValueError(f"{directories[0]} was trained with the same settings as the main runs: nothing to add")
+    label = ", ".join(f"{k}={v}" for k, v in sorted(differing.items()))
+    order = [extra_seeds.index(s) for s in seeds]  # the main runs' seed order
+    columns = []
+    for m in models:
+        column = (m, label)
+        for c in corruptions:
+            accuracy[c][column] = extra[c][m][order]
+        columns.append(column)
+    return columns
+
+
+def _title(column):
+    model, label = column if isinstance(column, tuple) else (column, "")
+    return f"{display_name(model)} ({label})" if label else display_name(model)
+
+
+def _model(column):
+    return column[0] if isinstance(column, tuple) else column
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directories", nargs="+", type=pathlib.Path)
     parser.add_argument("--model", default="odetoode-1", help="The model whose standing is summarised.")
+    parser.add_argument(
+        "--add", nargs="+", type=pathlib.Path, action="append", default=[], metavar="DIR",
+        help="Grids of other settings, one directory per seed, to set beside the main ones.",
+    )
     args = parser.parse_args()
     accuracy, corruptions, models, seeds = aggregate(args.directories)
+    base = settings(load(args.directories[0])[0])
+    columns = list(models)
+    for group in args.add:
+        columns += add_group(accuracy, corruptions, seeds, base, group)
     model = model_name(*parse_model_name(args.model))  # any spelling `mnistc` accepts: ODEtoODE-1, odetoode-1
     if model not in models:
         raise SystemExit(f"--model {args.model!r} is not in these runs. Expected one of: {', '.join(models)}")
-    print("| Models | " + " | ".join(display_name(m) for m in models) + " |")
-    print("|---" * (len(models) + 1) + "|")
-    wins, gaps = 0, []
+    family = parse_model_name(model)[0]
+    summarised = [col for col in columns if parse_model_name(_model(col))[0] == family]
+    print("| Models | " + " | ".join(_title(col) for col in columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    wins, gaps = {col: 0 for col in summarised}, {col: [] for col in summarised}
     for c in corruptions:
-        means = {m: round(float(accuracy[c][m].mean()), 2) for m in models}  # ties as printed count as ties
+        means = {col: round(float(accuracy[c][col].mean()), 2) for col in columns}  # ties as printed count as ties
         best = max(means.values())
         cells = [
-            (f"**{means[m]:.2f} ± {accuracy[c][m].std(ddof=1):.2f}**" if means[m] == best else
-             f"{means[m]:.2f} ± {accuracy[c][m].std(ddof=1):.2f}")
-            for m in models
+            (f"**{means[col]:.2f} ± {accuracy[c][col].std(ddof=1):.2f}**" if means[col] == best else
+             f"{means[col]:.2f} ± {accuracy[c][col].std(ddof=1):.2f}")
+            for col in columns
         ]
         print(f"| {c.replace('_', ' ').title()} | " + " | ".join(cells) + " |")
-        if len(models) > 1:
-            others = max(v for m, v in means.items() if m != model)
-            wins += means[model] >= others
-            gaps.append(means[model] - others)
+        others = [v for col, v in means.items() if col not in summarised]
+        for col in summarised if others else []:
+            wins[col] += means[col] >= max(others)
+            gaps[col].append(means[col] - max(others))
     print(f"\nTest accuracy (%), mean ± standard deviation over seeds {seeds}. Best mean of each row in bold.")
-    if gaps:
-        overall = {m: np.mean([accuracy[c][m].mean() for c in corruptions]) for m in models}
-        print(
-            f"\n{display_name(model)}: best mean on {wins} of {len(corruptions)} rows; gap of its mean to the best "
-            f"other model's: median {np.median(gaps):+.2f} pp, range {min(gaps):+.2f} to {max(gaps):+.2f} pp."
-        )
-        print("Mean over the rows: " + ", ".join(f"{display_name(m)} {v:.2f}" for m, v in
+    if len(columns) > len(summarised):
+        print()
+        alone = len(summarised) == 1
+        for col in summarised:
+            standing = "best mean" if alone else "at least the best other family's mean"
+            print(
+                f"{_title(col)}: {standing} on {wins[col]} of {len(corruptions)} rows; gap of its mean to the best "
+                f"{'other model' if alone else 'other family'}'s: median {np.median(gaps[col]):+.2f} pp, "
+                f"range {min(gaps[col]):+.2f} to {max(gaps[col]):+.2f} pp."
+            )
+        overall = {col: np.mean([accuracy[c][col].mean() for c in corruptions]) for col in columns}
+        print("Mean over the rows: " + ", ".join(f"{_title(col)} {v:.2f}" for col, v in
                                                  sorted(overall.items(), key=lambda kv: -kv[1])))
 
 

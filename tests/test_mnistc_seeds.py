@@ -52,6 +52,42 @@ def test_grids_that_differ_are_refused(tmp_path, load_benchmark):
         seeds.aggregate([a, _grid(tmp_path / "c", 1, {k: v for k, v in full.items() if k != "stripe/dense-1"})])
 
 
+def test_add_sets_grids_of_other_settings_beside_and_summarises_the_family(tmp_path, capsys, monkeypatch,
+                                                                          load_benchmark):  # fmt: skip
+    seeds = load_benchmark("mnistc_seeds")
+    a = _grid(tmp_path / "a", 0, {"identity/dense-1": 0.9, "identity/odetoode-1": 0.8,
+                                   "stripe/dense-1": 0.2, "stripe/odetoode-1": 0.4})  # fmt: skip
+    b = _grid(tmp_path / "b", 1, {"identity/dense-1": 0.7, "identity/odetoode-1": 0.8,
+                                   "stripe/dense-1": 0.1, "stripe/odetoode-1": 0.3})  # fmt: skip
+    state = []
+    # Seeds in the other order: columns are matched by seed, not by position.
+    for name, seed, identity, stripe in (("s1", 1, 0.95, 0.05), ("s0", 0, 0.85, 0.15)):
+        grid = _grid(tmp_path / name, seed, {"identity/odetoode-1": identity, "stripe/odetoode-1": stripe})
+        record = json.loads((grid / "results.json").read_text())
+        record["training"]["gate_inputs"] = "state"
+        record["last_invocation"]["models"] = ["odetoode-1"]
+        (grid / "results.json").write_text(json.dumps(record))
+        state.append(grid)
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(a), str(b), "--add", *map(str, state)])
+    seeds.main()
+    out = capsys.readouterr().out
+    # A record without "gate_inputs" had time gates: the new column is labelled by what differs.
+    assert "| Models | ODEtoODE-1 | Dense-1 | ODEtoODE-1 (gate_inputs=state) |" in out
+    assert "| Stripe | **35.00 ± 7.07** | 15.00 ± 7.07 | 10.00 ± 7.07 |" in out
+    assert "| Identity | 80.00 ± 0.00 | 80.00 ± 14.14 | **90.00 ± 7.07** |" in out
+    # Each ODEtoODE column against Dense-1 alone, not against each other.
+    assert "ODEtoODE-1: at least the best other family's mean on 2 of 2 rows; " in out
+    assert "ODEtoODE-1 (gate_inputs=state): at least the best other family's mean on 1 of 2 rows; " in out
+    assert "median +2.50 pp, range -5.00 to +10.00 pp" in out
+    # Other seeds, or the same settings, are refused.
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(a), str(b), "--add", str(state[1])])
+    with pytest.raises(ValueError, match=r"other seeds. Received: \[0\], expected: \[0, 1\]"):
+        seeds.main()
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(a), str(b), "--add", str(b), str(a)])
+    with pytest.raises(ValueError, match="same settings as the main runs"):
+        seeds.main()
+
+
 def test_hypernet_hidden_report_reproduces_the_committed_comparison(tmp_path, capsys, load_benchmark):
     """`benchmarks/mnistc_hypernet_hidden.py --report` on the committed runs prints the committed table."""
     import pathlib
