@@ -154,9 +154,9 @@ def make_classifier(args):
     card = {
         "name": args.name,
         "kind": "classifier",
-        "description": args.description or "ODEtoODE-1 classifier (gated, 1 gate, width 128, h = 0.01) of the paper's Table 1.",
+        "description": args.description or "ODEtoODE-1 classifier (gated, 1 gate reading the time, width 128, h = 0.01) of the paper's Table 1.",
         "task": "MNIST digit classification (identity config of MNIST-C)",
-        "model": "Dense 784→128 → ODEtoODE (gated, 1 gate, N = 100) → Dense 10, parameter flow folded",
+        "model": "Dense 784→128 → ODEtoODE (gated, 1 time gate, N = 100) → Dense 10, parameter flow folded",
         "parameters": int(model.count_params()),
         "score": {
             "metric": "% test accuracy",
