@@ -493,6 +493,11 @@ def test_presets_set_the_papers_grids():
     assert (table2["width"], table2["dropout"], table2["epochs"]) == (256, 0.1, 5)
     assert len(table2["models"]) == 13 and len(table2["corruptions"]) == 16
     assert [m for m in table2["models"] if m.startswith("odetoode")] == ["odetoode-1", "odetoode-2", "odetoode-4"]
+    # The paper's gated-ODEtoODE (gates of the state) in the presets; time gates by default; the flag wins.
+    assert table1["gate_inputs"] == table2["gate_inputs"] == "state"
+    assert models_cli._resolve(parser.parse_args(["mnistc", "--out", "x"]))["gate_inputs"] == "time"
+    given = parser.parse_args(["mnistc", "--preset", "table1", "--gate-inputs", "time", "--out", "x"])
+    assert models_cli._resolve(given)["gate_inputs"] == "time"
 
 
 @pytest.mark.parametrize(
