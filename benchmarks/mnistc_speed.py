@@ -35,6 +35,8 @@ import tensorflow as tf
 from keras_odetoode.data import CORRUPTIONS
 from keras_odetoode.data import load_mnist_corrupted
 from keras_odetoode.data import make_mnist_c
+from keras_odetoode.flows import GATE_INPUTS
+from keras_odetoode.models import PROJECTIONS
 from keras_odetoode.models import build_classifier
 from keras_odetoode.models import compile_classifier
 from keras_odetoode.models import display_name
@@ -172,7 +174,7 @@ def in_order_reader(root, batch_size, convert=True):
 def training_rates(images, labels, names, width, batch_size, batches, rounds, step_size, min_seconds=1.0):
     """Training examples/s of each model on the same in-memory batches, measured interleaved.
 
-    `names` may carry ":stiefel" for the Stiefel projection. Each round times one
+    `names` may carry an option (`_options`). Each round times one
     `fit` of every model in turn, over `batches` batches repeated until the fit
     lasts about `min_seconds` (Dense-1 needs many repeats, or `fit`'s own
     overhead dominates). Returns, per model, the median rate and the spread
@@ -187,8 +189,8 @@ def training_rates(images, labels, names, width, batch_size, batches, rounds, st
         pass
     fitted = {}
     for name in names:
-        model_name, _, projection = name.partition(":")
-        model = build_classifier(model_name, width=width, step_size=step_size, seed=0, projection=projection or "dense")
+        model_name, options = _options(name)
+        model = build_classifier(model_name, width=width, step_size=step_size, seed=0, **options)
         compile_classifier(model)
         model.fit(dataset, epochs=1, verbose=0)  # trace
         start = time.perf_counter()
@@ -237,9 +239,28 @@ def fit_from_pipeline(root, batch_size, rounds):
     return count / np.median(times["pipeline"]), count / np.median(times["memory"]), spread
 
 
+def _options(name):
+    """`build_classifier` options of a model given as NAME or NAME:OPTION.
+
+    OPTION "stiefel" is the Stiefel projection, "state" ODEtoODE's gates of the state.
+    """
+    model_name, _, option = name.partition(":")
+    if not option:
+        return model_name, {}
+    if option in PROJECTIONS:
+        return model_name, {"projection": option}
+    if option in GATE_INPUTS:
+        return model_name, {"gate_inputs": option}
+    raise ValueError(f"Unknown option of {name!r}. Expected one of: {PROJECTIONS + GATE_INPUTS}")
+
+
 def _label(name):
-    model_name, _, projection = name.partition(":")
-    return display_name(model_name) + (f" ({projection} projection)" if projection else "")
+    model_name, options = _options(name)
+    if "projection" in options:
+        return f"{display_name(model_name)} ({options['projection']} projection)"
+    if "gate_inputs" in options:
+        return f"{display_name(model_name)} (gates of the {options['gate_inputs']})"
+    return display_name(model_name)
 
 
 def main():
@@ -249,8 +270,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--models", default=",".join(TABLE1_MODELS) + ",odetoode-1:stiefel",
-                        help="Classifiers to train; NAME:stiefel for the Stiefel projection.")
+    parser.add_argument("--models", default=",".join(TABLE1_MODELS) + ",odetoode-1:state,odetoode-1:stiefel",
+                        help="Classifiers to train; NAME:stiefel for the Stiefel projection, "
+                             "NAME:state for ODEtoODE's gates of the state.")
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--step-size", type=float, default=0.01)
     parser.add_argument("--train-batches", type=int, default=20, help="Batches per timed fit.")

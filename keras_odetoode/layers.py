@@ -313,9 +313,8 @@ class ODEtoODE(NonAutonomousODE):
         manifolds.check_retraction(retraction)
         options = dict(integrator=integrator, retraction=retraction, w0=w0, seed=seed, dtype=kwargs.get("dtype"))
         if flow == "gated":
-            flow_layer = flows_lib.GatedFlow(
-                num_gates=num_gates, horizon=horizon, gate_inputs=gate_inputs, hidden_units=hidden_units, name="flow", **options
-            )
+            gates = dict(num_gates=num_gates, gate_inputs=gate_inputs, hidden_units=hidden_units)
+            flow_layer = flows_lib.GatedFlow(horizon=horizon, name="flow", **gates, **options)
         else:
             flow_layer = flows_lib.IsospectralFlow(name="flow", **options)
         super().__init__(

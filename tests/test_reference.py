@@ -178,7 +178,8 @@ def test_sequential_and_functional_apis_agree(rng):
     "flow, sigma",
     # At σ = 1 the isospectral generator hWᵀQW N is ~100× larger: its steps amplify
     # round-off so fast that float32 and float64 part ways; the singular values still hold.
-    [("isospectral", 0.1), ("isospectral", 0.3), ("isospectral", 1.0), ("gated", 0.1), ("gated", 1.0), ("gated-state", 0.1)],
+    [("isospectral", 0.1), ("isospectral", 0.3), ("isospectral", 1.0), ("gated", 0.1), ("gated", 1.0),
+     ("gated-state", 0.1)],  # fmt: skip
 )
 def test_a_w0_off_the_manifold_follows_the_exact_flow(flow, sigma, rng):
     # An ES member θ + σε (§4.2) starts off O(d). Its flow is W_0 E_1 ⋯ E_i, with the
