@@ -108,6 +108,27 @@ def test_hypernet_hidden_report_reproduces_the_committed_comparison(tmp_path, ca
         hidden.report(small, [_grid_like(results / "seed0", tmp_path, width=64)] + table1[1:], 2)
 
 
+def test_gates_of_the_state_table_is_reproduced_from_the_committed_runs(capsys, monkeypatch, load_benchmark):
+    """The committed comparison of ODEtoODE-1's two kinds of gates is what `mnistc_seeds.py --add` prints."""
+    import pathlib
+
+    seeds = load_benchmark("mnistc_seeds")
+    results = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "mnistc_table1_clean_100ep"
+    state = results / "gates_of_the_state"
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", *(str(results / f"seed{s}") for s in range(3)),
+                                     "--add", *(str(state / f"seed{s}") for s in range(3))])  # fmt: skip
+    seeds.main()
+    printed = capsys.readouterr().out
+    assert printed == (state / "table_3seeds.md").read_text()
+    assert "| ODEtoODE-1 (gate_inputs=state) |" in printed.splitlines()[0]
+    for s in range(3):
+        record = json.loads((state / f"seed{s}" / "results.json").read_text())
+        assert record["training"]["gate_inputs"] == "state" and record["training"]["epochs"] == 100
+        # As many parameters as HyperNet-1: its hypernetwork, made skew.
+        hypernet = json.loads((results / f"seed{s}" / "results.json").read_text())["cells"]["identity/hypernet-1"]
+        assert record["cells"]["identity/odetoode-1"]["params"] == hypernet["params"] == 659_243
+
+
 def _grid_like(directory, copy, **training):
     """`copy`: a copy of a results directory's record with some training settings changed."""
     record = json.loads((directory / "results.json").read_text())
