@@ -307,6 +307,11 @@ class ODEtoODE(NonAutonomousODE):
         num_steps_of(step_size, horizon)  # before the flow takes the horizon
         num_gates = manifolds.check_integer("num_gates", num_gates, 1)
         flows_lib.check_gate_inputs(gate_inputs)
+        if flow != "gated" and gate_inputs != "time":
+            raise ValueError(
+                f"gate_inputs is an option of the gated flow. Received: flow={flow!r}, gate_inputs={gate_inputs!r}. "
+                "Expected: flow='gated', or no gate_inputs"
+            )
         hidden_units = manifolds.check_integer("hidden_units", hidden_units, 1)
         kwargs.setdefault("name", _auto_name("odetoode"))
         _check_choice("integrator", integrator, ("lie_euler", "rkmk4"))

@@ -78,6 +78,12 @@ def test_unknown_gate_inputs_are_rejected():
     assert re.search(_received("gate_inputs", "weights"), str(info.value))
 
 
+def test_gate_inputs_of_the_isospectral_flow_are_rejected():
+    # The isospectral flow has no gates: a state-gated model asked for without flow="gated".
+    with pytest.raises(ValueError, match=r"gate_inputs is an option of the gated flow. Received: flow='isospectral'"):
+        layers.ODEtoODE(gate_inputs="state")
+
+
 def test_unknown_flow_is_rejected():
     with pytest.raises(ValueError, match=r"Expected one of \('isospectral', 'gated'\)") as info:
         layers.ODEtoODE(flow="iso")
