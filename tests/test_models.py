@@ -379,7 +379,7 @@ def test_cli_gate_inputs_state_trains_the_paper_s_gated_odetoode(tiny_mnistc, tm
         _evaluate_saved(weights, tiny_mnistc, "stripe", gate_inputs="state"), abs=1e-6
     )
     assert cell["params"] == models.build_classifier("hypernet-1", width=16, step_size=FAST_STEP).count_params()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"Layer 'flow' expected 3 variables, but received 8"):
         _evaluate_saved(weights, tiny_mnistc, "stripe")
     time_gated = tmp_path / "time"
     args[args.index("--out") + 1] = str(time_gated)
