@@ -9,6 +9,15 @@ folded, `metadata.json` inside), `card.json` (the measured score, machine-readab
 
     # a classifier: a .keras model and the labelled digits it is scored on
     python saved_models/make_zoo.py classifier MODEL.keras NAME --digits DIGITS.npz --train-command "..." --data "..."
+
+    # add the probe (observations and the actions served on them) to an existing policy's card
+    python saved_models/make_zoo.py probe NAME
+
+A policy's card records, besides its score, a probe: observations of its task and the
+actions the export serves on them. Episode returns are chaotic in MuJoCo: float rounding
+that differs between CPUs (e.g. with and without AVX2) grows over 1000 steps into other
+trajectories, so another machine reproduces the score in distribution, not episode by
+episode. The probe's actions agree to float32 rounding on any machine.
 """
 
 import argparse
@@ -81,6 +90,52 @@ def write_card(entry, card):
         f.write("\n".join(lines))
 
 
+PROBE_STARTS = 4  # episodes reset with seeds 0 … 3
+PROBE_STEPS = (0, 50, 100)  # observations kept: after these many uniformly random actions
+
+
+def policy_probe(entry, env_id):
+    """Observations of `env_id` under random actions, and the actions `entry` serves on them."""
+    from keras_odetoode.es import envs
+    from keras_odetoode.export import load_serving
+
+    env = envs.make_env(env_id)
+    env.action_space.seed(0)
+    observations = []
+    for start in range(PROBE_STARTS):
+        obs, _ = env.reset(seed=start)
+        for step in range(max(PROBE_STEPS) + 1):
+            if step in PROBE_STEPS:
+                observations.append(np.asarray(obs, np.float32).reshape(-1))
+            if step == max(PROBE_STEPS):
+                break
+            obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:  # an episode that ended early gives fewer observations
+                break
+    env.close()
+    observations = np.stack(observations)
+    actions = load_serving(entry)(observations)
+    return {
+        "how": f"reset seeds 0…{PROBE_STARTS - 1}, after {', '.join(map(str, PROBE_STEPS))} uniformly random actions",
+        "observations": _float32_lists(observations),
+        "actions": _float32_lists(actions),
+    }
+
+
+def _float32_lists(array):
+    """Nested lists of the float32 values, each in the 9 digits that give it back exactly."""
+    return [[float(f"{value:.9g}") for value in row] for row in np.asarray(array, np.float32).tolist()]
+
+
+def add_probe(args):
+    entry = os.path.join(HERE, args.name)
+    with open(os.path.join(entry, "card.json")) as f:
+        card = json.load(f)
+    card["probe"] = policy_probe(entry, card["task"])
+    with open(os.path.join(entry, "card.json"), "w") as f:
+        json.dump(card, f, indent=2)
+
+
 def make_policy(args):
     from keras_odetoode.es import evaluate_policy
     from keras_odetoode.export import load_metadata
@@ -121,6 +176,7 @@ def make_policy(args):
         "score_command": f"keras-odetoode evaluate saved_models/{args.name} --episodes {args.episodes} --seed {args.seed}",
         "io": "observations (batch, obs_dim) float32 → actions (batch, act_dim), clip to the action space",
     }
+    card["probe"] = policy_probe(entry, env_id)
     card["size_bytes"] = folder_size(entry)
     write_card(entry, card)
     print(json.dumps(card["score"], indent=1))
@@ -197,6 +253,9 @@ def main():
     classifier.add_argument("--data", required=True, help="what data it was trained on")
     classifier.add_argument("--description")
     classifier.set_defaults(func=make_classifier)
+    probe = sub.add_parser("probe")
+    probe.add_argument("name", help="a policy of the zoo")
+    probe.set_defaults(func=add_probe)
     args = parser.parse_args()
     args.func(args)
 

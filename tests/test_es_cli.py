@@ -1,5 +1,6 @@
 """ES end to end: CLI runs with export and evaluate, resume, Ctrl-C, corrupted checkpoints, NaN."""
 
+import dataclasses
 import functools
 import json
 import os
@@ -254,3 +255,63 @@ def test_nan_rewards_rank_worst_and_training_continues(tmp_path):
 def test_unknown_env_from_cli_says_how_to_list_ids(tmp_path):
     with pytest.raises(ValueError, match="gymnasium.pprint_registry"):
         run_cli(["es", "--env", "NoSuchEnv-v0", "--logdir", str(tmp_path)])
+
+
+def test_es_with_gates_of_the_state_trains_exports_and_resumes(tmp_path, capsys, monkeypatch):
+    """`--flow gated --gate-inputs state`: the paper's gated-ODEtoODE as the ES policy, end to end."""
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    logdir = str(tmp_path / "state")
+    argv = ["es", "--env", "Swimmer-v5", "--flow", "gated", "--num-gates", "2", "--gate-inputs", "state",
+            "--hidden", "4", "--perturbations", "4", "--episode-length", "10", "--logdir", logdir, "--no-progress"]
+    assert run_cli(argv + ["--iterations", "1"]) == 0
+    with open(os.path.join(logdir, "policy", "metadata.json")) as f:
+        policy_kwargs = json.load(f)["config"]["policy_kwargs"]
+    assert policy_kwargs == {"hidden": 4, "flow": "gated", "num_gates": 2, "gate_inputs": "state", "seed": 0}
+    model = policies.build_policy("odetoode", 8, 2, **policy_kwargs)
+    core = model.get_layer("core").get_config()
+    assert (core["flow"], core["num_gates"], core["gate_inputs"]) == ("gated", 2, "state")
+
+    # The exported policy is the state-gated one: its best centre's parameters, served.
+    best = checkpoint.load_latest(os.path.join(logdir, "checkpoints")).best
+    policy = rollouts.PopulationPolicy(model)
+    policy.set_params(best["params"])
+    obs = np.random.default_rng(1).standard_normal((3, 8)).astype(np.float32)
+    expected = model((obs - best["obs_mean"]) / np.sqrt(best["obs_variance"])).numpy()
+    serve = tf.saved_model.load(os.path.join(logdir, "policy")).signatures["serving_default"]
+    np.testing.assert_allclose(serve(observation=tf.constant(obs))["action"].numpy(), expected, atol=1e-5)
+
+    # It resumes with the same gates, and refuses to resume with the other ones.
+    assert run_cli(argv + ["--iterations", "2", "--resume"]) == 0
+    assert checkpoint.load_latest(os.path.join(logdir, "checkpoints")).state.iteration == 2
+    capsys.readouterr()
+    time_gates = [a if a != "state" else "time" for a in argv]
+    assert cli.run(time_gates + ["--iterations", "3", "--resume"]) == 2
+    [line] = error_lines(capsys)
+    assert "Cannot resume" in line and "'gate_inputs': 'state'" in line and "'gate_inputs': 'time'" in line
+
+
+@pytest.mark.parametrize("policy, flow", [("odetoode", "isospectral"), ("hypernet", "isospectral"), ("deepnet", "gated")])
+def test_es_gate_inputs_of_the_state_need_the_gated_odetoode(policy, flow, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    argv = ["es", "--env", "Swimmer-v5", "--policy", policy, "--flow", flow, "--gate-inputs", "state",
+            "--iterations", "1", "--logdir", str(tmp_path / "run"), "--no-progress"]
+    assert cli.run(argv) == 2
+    assert error_lines(capsys) == [
+        "keras-odetoode: error: --gate-inputs is an option of --policy odetoode --flow gated. "
+        f"Received: --policy {policy} --flow {flow} --gate-inputs state. "
+        "Expected: --policy odetoode --flow gated, or no --gate-inputs"
+    ]
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match=rf"Received: policy='{policy}', flow='{flow}', gate_inputs='state'"):
+        policies.build_policy(policy, 8, 2, flow=flow, gate_inputs="state")
+
+
+def test_checkpoints_from_before_gate_inputs_resume_as_gates_of_the_time():
+    """Their policy_kwargs have no gate_inputs: their gated flows read the time."""
+    old = {**CONFIG.to_dict(), "policy_kwargs": {"hidden": 16, "flow": "gated", "num_gates": 1, "seed": 0}}
+    requested = dataclasses.replace(CONFIG, policy_kwargs={**old["policy_kwargs"], "gate_inputs": "time"})
+    trainer._check_resume(old, requested)
+    trainer._check_resume(old, dataclasses.replace(CONFIG, policy_kwargs=old["policy_kwargs"]))
+    state = dataclasses.replace(CONFIG, policy_kwargs={**old["policy_kwargs"], "gate_inputs": "state"})
+    with pytest.raises(ValueError, match=r"Mismatched.*'gate_inputs': 'time'.*'gate_inputs': 'state'"):
+        trainer._check_resume(old, state)

@@ -73,9 +73,17 @@ def member(population, m):
     return {k: v[m] for k, v in population.items()}
 
 
-@pytest.mark.parametrize("name", policies.POLICIES)
-def test_batched_policy_equals_each_members_keras_model(name):
-    model = policies.build_policy(name, 5, 3, hidden=6, depth=3, seed=0)
+POLICY_VARIANTS = [(name, {}) for name in policies.POLICIES] + [
+    ("odetoode", {"flow": "gated", "num_gates": 2}),
+    ("odetoode", {"flow": "gated", "num_gates": 2, "gate_inputs": "state"}),
+]
+
+
+@pytest.mark.parametrize(
+    "name, options", POLICY_VARIANTS, ids=["-".join([name, *map(str, options.values())]) for name, options in POLICY_VARIANTS]
+)
+def test_batched_policy_equals_each_members_keras_model(name, options):
+    model = policies.build_policy(name, 5, 3, hidden=6, depth=3, seed=0, **options)
     policy = rollouts.PopulationPolicy(model)
     strategy = es.RiemannianES(policy.specs, num_perturbations=4, sigma=0.1)
     population, _ = strategy.ask(strategy.init(policy.get_params(), seed=0))
@@ -292,3 +300,16 @@ def test_worker_processes_leave_ctrl_c_to_the_parent():
     with backends.InProcessBackend(env_fn, small_odetoode) as backend:
         _, _, reference, _ = trainer.es_iteration(strategy, state, stats, backend, config)
     np.testing.assert_array_equal(interrupted.returns, reference.returns)
+
+
+@pytest.mark.parametrize("name", ["deepnet", "deepresnet", "baseode", "nanode"])
+@pytest.mark.parametrize("options", [{}, {"flow": "gated", "num_gates": 2, "gate_inputs": "state"}], ids=["iso", "state"])
+def test_matched_hidden_is_the_smallest_width_with_odetoodes_parameter_count(name, options):
+    """§5.1.1: a baseline scaled to at least ODEtoODE's parameters, here the isospectral or the state-gated one."""
+    target = policies.count_params("odetoode", 8, 2, 6, **options)
+    width = policies.matched_hidden(name, 8, 2, 6, **options)
+    assert policies.count_params(name, 8, 2, width) >= target > policies.count_params(name, 8, 2, width - 1)
+    model = policies.build_policy(name, 8, 2, hidden=6, match_params=True, seed=0,
+                                  **{k: v for k, v in options.items() if k != "gate_inputs"})
+    time_target = policies.count_params("odetoode", 8, 2, 6, **{k: v for k, v in options.items() if k != "gate_inputs"})
+    assert model.count_params() >= time_target > policies.count_params(name, 8, 2, model.get_layer("omega_1").units - 1)

@@ -38,9 +38,16 @@ def test_card_score_is_reproduced(name):
     if card["kind"] == "policy":
         from keras_odetoode.es import evaluate_policy
 
-        recorded = np.array(card["score"]["per_episode"][:2])
-        returns = evaluate_policy(path, episodes=2, seed=card["score"]["seed"])
-        np.testing.assert_allclose(returns, recorded, rtol=1e-3, atol=1e-3)
+        recorded = np.array(card["score"]["per_episode"])
+        assert (card["score"]["mean"], card["score"]["std"]) == pytest.approx((recorded.mean(), recorded.std()))
+        # The card's episodes again. MuJoCo rollouts are chaotic: rounding that differs between
+        # CPUs (with and without AVX2, say) grows over 1000 steps into other trajectories, so
+        # another machine reproduces the returns in distribution, not one by one. Welch's
+        # statistic of the two samples' means: |z| < 4. A policy scoring one card std lower
+        # gives |z| ≈ 2.2; policies after one ES iteration gave z = −37 (Swimmer) and −18 (HalfCheetah).
+        returns = evaluate_policy(path, episodes=len(recorded), seed=card["score"]["seed"])
+        z = (returns.mean() - recorded.mean()) / np.sqrt((returns.var(ddof=1) + recorded.var(ddof=1)) / len(recorded))
+        assert abs(z) < 4, (returns, recorded)
     else:
         digits = np.load(os.path.join(path, "eval_digits.npz"))
         x = digits["images"].reshape(len(digits["images"]), -1).astype("float32") / 255.0
@@ -49,3 +56,14 @@ def test_card_score_is_reproduced(name):
         assert accuracy == pytest.approx(card["score"]["mean"], abs=1e-9)
         # The export's own metadata carries the same score (`export.record_result`).
         assert load_serving(path).metadata["result"] == {"accuracy": pytest.approx(accuracy / 100, abs=1e-12)}
+
+
+@pytest.mark.parametrize("name", [n for n in ENTRIES if _card(n)["kind"] == "policy"])
+def test_policy_serves_the_actions_its_card_probed(name):
+    """The function itself, which, unlike an episode's return, agrees to float32 rounding on any CPU."""
+    probe = _card(name)["probe"]
+    observations = np.array(probe["observations"], np.float32)
+    assert len(observations) >= 8 and observations.std(axis=0).min() > 0  # distinct states, every coordinate varies
+    actions = np.asarray(load_serving(os.path.join(ZOO, name))(observations))
+    np.testing.assert_allclose(actions, probe["actions"], rtol=1e-4, atol=1e-4)
+    assert np.ptp(actions, axis=0).min() > 0.1  # the policy responds to its input: the check can fail

@@ -25,6 +25,9 @@ def register(subparsers):
                     choices=("odetoode", "deepnet", "deepresnet", "baseode", "nanode", "hypernet"))
     es.add_argument("--flow", default="isospectral", choices=("isospectral", "gated"), help="ODEtoODE flow")
     es.add_argument("--num-gates", type=int, default=1, help="gates of the gated flow / HyperNet")
+    es.add_argument("--gate-inputs", default="time", choices=("time", "state"),
+                    help="what the gated flow's gate networks read: the time, or the state W_t (the paper's "
+                         "gated-ODEtoODE; see keras_odetoode.flows.GatedFlow); only with --flow gated")
     es.add_argument("--hidden", type=int, default=16, help="embedding width (64 for Humanoid in the paper)")
     es.add_argument("--match-params", action="store_true",
                     help="scale a baseline to at least ODEtoODE's parameter count")
@@ -66,6 +69,12 @@ def _config_from_args(args, info):
     from keras_odetoode.es import policies
     from keras_odetoode.es.trainer import ESConfig
 
+    if args.gate_inputs != "time" and (args.policy, args.flow) != ("odetoode", "gated"):
+        raise ValueError(
+            f"--gate-inputs is an option of --policy odetoode --flow gated. Received: --policy {args.policy} "
+            f"--flow {args.flow} --gate-inputs {args.gate_inputs}. Expected: --policy odetoode --flow gated, "
+            "or no --gate-inputs"
+        )
     hidden = args.hidden
     if args.match_params and args.policy not in ("odetoode", "hypernet"):
         hidden = policies.matched_hidden(args.policy, info.obs_dim, info.act_dim, args.hidden, flow=args.flow,
@@ -73,7 +82,8 @@ def _config_from_args(args, info):
     return ESConfig(
         env_id=args.env,
         policy=args.policy,
-        policy_kwargs={"hidden": hidden, "flow": args.flow, "num_gates": args.num_gates, "seed": args.seed},
+        policy_kwargs={"hidden": hidden, "flow": args.flow, "num_gates": args.num_gates,
+                       "gate_inputs": args.gate_inputs, "seed": args.seed},
         iterations=args.iterations,
         perturbations=args.perturbations,
         sigma=args.sigma,

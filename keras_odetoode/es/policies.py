@@ -7,6 +7,7 @@ core "core", StiefelDense(act_dim) "omega_2"])` — Eq. 5 for ODEtoODE
 | name         | core                                                   |
 |--------------|--------------------------------------------------------|
 | `odetoode`   | `ODEtoODE(flow="isospectral" or "gated")`, h = 0.04, T = 1 |
+|              | (gated: gates of the time, or of W_t with `gate_inputs="state"`) |
 | `deepnet`    | `DeepNet(25)`                                          |
 | `deepresnet` | `DeepResNet(25)`                                       |
 | `baseode`    | `NeuralODE` (autonomous, MLP with two hidden layers)   |
@@ -24,10 +25,10 @@ from keras_odetoode import layers
 POLICIES = ("odetoode", "deepnet", "deepresnet", "baseode", "nanode", "hypernet")
 
 
-def _core(name, hidden, step_size, horizon, flow, num_gates, depth, degree, seed):
+def _core(name, hidden, step_size, horizon, flow, num_gates, gate_inputs, depth, degree, seed):
     ode = dict(step_size=step_size, horizon=horizon, seed=seed, name="core")
     if name == "odetoode":
-        return layers.ODEtoODE(flow=flow, num_gates=num_gates, **ode)
+        return layers.ODEtoODE(flow=flow, num_gates=num_gates, gate_inputs=gate_inputs, **ode)
     if name == "deepnet":
         return layers.DeepNet(depth, seed=seed, name="core")
     if name == "deepresnet":
@@ -48,6 +49,7 @@ def build_policy(
     horizon=1.0,
     flow="isospectral",
     num_gates=1,
+    gate_inputs="time",
     depth=25,
     degree=5,
     match_params=False,
@@ -62,6 +64,9 @@ def build_policy(
         step_size, horizon: h and T of the ODE cores (0.04 and 1: N = 25).
         flow: "isospectral" (default) or "gated" for `odetoode`.
         num_gates: gates of the gated flow / HyperNet.
+        gate_inputs: what the gated flow's networks read: "time" (default)
+            or "state", W_t itself (the paper's gated-ODEtoODE, Sec. 3.1;
+            see `layers.ODEtoODE`). Only with `odetoode` and flow "gated".
         depth: layers of `deepnet` / blocks of `deepresnet` (25).
         degree: trigonometric degree of `nanode` (5).
         match_params: for a baseline, use the smallest hidden width whose
@@ -77,7 +82,16 @@ def build_policy(
     for arg, value in (("obs_dim", obs_dim), ("act_dim", act_dim), ("hidden", hidden)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{arg} must be an integer ≥ 1. Received: {arg}={value!r}")
-    options = dict(step_size=step_size, horizon=horizon, flow=flow, num_gates=num_gates, depth=depth, degree=degree)
+    if gate_inputs != "time" and (name, flow) != ("odetoode", "gated"):
+        raise ValueError(
+            "gate_inputs is an option of the gated ODEtoODE policy. Received: "
+            f"policy={name!r}, flow={flow!r}, gate_inputs={gate_inputs!r}. "
+            "Expected: policy 'odetoode' with flow 'gated', or no gate_inputs"
+        )
+    options = dict(
+        step_size=step_size, horizon=horizon, flow=flow, num_gates=num_gates, gate_inputs=gate_inputs, depth=depth,
+        degree=degree,
+    )
     if match_params and name not in ("odetoode", "hypernet"):
         hidden = matched_hidden(name, obs_dim, act_dim, hidden, **options)
     seeds = (None, None, None) if seed is None else (seed, seed + 1, seed + 2)
@@ -98,8 +112,13 @@ def count_params(name, obs_dim, act_dim, hidden=16, **options):
 
 
 def matched_hidden(name, obs_dim, act_dim, hidden=16, **options):
-    """Smallest width whose `name` policy has ≥ the parameters of ODEtoODE at `hidden`."""
+    """Smallest width whose `name` policy has ≥ the parameters of ODEtoODE at `hidden`.
+
+    `options` are `build_policy`'s; the ODEtoODE policy takes all of them, the
+    `name` policy all but `gate_inputs`.
+    """
     target = count_params("odetoode", obs_dim, act_dim, hidden, **options)
+    options = {key: value for key, value in options.items() if key != "gate_inputs"}
     low, high = 1, max(hidden, 1)
     while count_params(name, obs_dim, act_dim, high, **options) < target:
         low, high = high + 1, 2 * high

@@ -227,7 +227,14 @@ class RolloutWorker:
         params = {name: tf.constant(np.asarray(population[name], np.float32)) for name in self.policy.variables()}
         mean = tf.constant(np.asarray(obs_mean, np.float32))
         variance = tf.constant(np.asarray(obs_variance, np.float32))
-        prepared = self._prepare(params)
+        if size == 1:
+            # Prepared as two copies: the batched matmuls of a population of 1 take another
+            # kernel on some CPUs (its last bits differ), and a member's flows must not
+            # depend on how the population is split between workers.
+            twice = self._prepare({k: tf.concat([v, v], axis=0) for k, v in params.items()})
+            prepared = tf.nest.map_structure(lambda v: v[:1], twice)
+        else:
+            prepared = self._prepare(params)
         # The concrete function, called with tensors: skips `tf.function`'s
         # per-call argument binding (~250 µs here, ~3% of a k = 200 step).
         act = self._act.get_concrete_function()

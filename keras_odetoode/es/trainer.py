@@ -228,10 +228,20 @@ def plot_learning_curve(history, path, title=""):
     fig.savefig(path, dpi=100)
 
 
+# `policies.build_policy` options added after checkpoints were written without them, with the
+# value those runs had: before `gate_inputs`, the gated flow's gates read the time.
+POLICY_KWARGS_BEFORE_THEIR_OPTIONS = {"gate_inputs": "time"}
+
+
+def _resume_fields(config):
+    fields = {f: config.get(f) for f in ESConfig.RESUME_FIELDS}
+    fields["policy_kwargs"] = {**POLICY_KWARGS_BEFORE_THEIR_OPTIONS, **(fields["policy_kwargs"] or {})}
+    return fields
+
+
 def _check_resume(saved, config):
-    mismatched = {
-        f: (saved.get(f), getattr(config, f)) for f in ESConfig.RESUME_FIELDS if saved.get(f) != getattr(config, f)
-    }
+    saved, requested = _resume_fields(saved), _resume_fields(config.to_dict())
+    mismatched = {f: (saved[f], requested[f]) for f in ESConfig.RESUME_FIELDS if saved[f] != requested[f]}
     if mismatched:
         raise ValueError(
             "Cannot resume: the checkpoint was written with a different configuration. "
