@@ -136,6 +136,12 @@ def expm(a):
     a = tf.convert_to_tensor(a)
     if a.dtype not in TAYLOR_DEGREE:
         return tf.linalg.expm(a)
+    e = _traced_expm(a)
+    e.set_shape(a.shape)  # traced for relaxed shapes: the static shape is the input's
+    return e
+
+
+def _expm(a):
     degree = TAYLOR_DEGREE[a.dtype]
     threshold = taylor_threshold(degree, float(np.finfo(a.dtype.as_numpy_dtype).eps) / 2)
     a2 = tf.matmul(a, a)
@@ -146,6 +152,11 @@ def expm(a):
     # temporary variables whose names collided when several ran at once
     # (AlreadyExistsError; `test_many_concurrent_expm_in_one_graph`).
     return tf.cond(tf.stop_gradient(theta) <= threshold, lambda: taylor, lambda: tf.linalg.expm(a))
+
+
+# Traced once per shape and dtype, then called: a flow of N steps holds N calls of one
+# function, not N copies of `tf.linalg.expm`'s graph and of the gradients of its branches.
+_traced_expm = tf.function(_expm, autograph=False, reduce_retracing=True, experimental_attributes={"_noinline": True})
 
 
 def exponential_map(retraction):
