@@ -137,7 +137,7 @@ def expm(a):
     if a.dtype not in TAYLOR_DEGREE:
         return tf.linalg.expm(a)
     e = _traced_expm(a)
-    e.set_shape(a.shape)  # traced for relaxed shapes: the static shape is the input's
+    e.set_shape(a.shape)  # traced for any shape: the static shape is the input's
     return e
 
 
@@ -154,9 +154,24 @@ def _expm(a):
     return tf.cond(tf.stop_gradient(theta) <= threshold, lambda: taylor, lambda: tf.linalg.expm(a))
 
 
-# Traced once per shape and dtype, then called: a flow of N steps holds N calls of one
-# function, not N copies of `tf.linalg.expm`'s graph and of the gradients of its branches.
-_traced_expm = tf.function(_expm, autograph=False, reduce_retracing=True, experimental_attributes={"_noinline": True})
+# `_expm` traced once per dtype, for any shape, into a function that graphs call without
+# inlining it: a flow of N steps holds N calls of one function, not N copies of
+# `tf.linalg.expm`'s graph and of the gradients of its branches (`benchmarks/trace_time.py`).
+# One signature per dtype, whatever shapes came before: every process runs the same graph,
+# so results do not depend on the order of calls (ES workers must agree bit for bit).
+_EXPM_FUNCTIONS = {
+    dtype: tf.function(
+        _expm,
+        input_signature=[tf.TensorSpec(None, dtype)],
+        autograph=False,
+        experimental_attributes={"_noinline": True},
+    )
+    for dtype in TAYLOR_DEGREE
+}
+
+
+def _traced_expm(a):
+    return _EXPM_FUNCTIONS[a.dtype](a)
 
 
 def exponential_map(retraction):
