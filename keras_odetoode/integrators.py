@@ -21,9 +21,9 @@ INTEGRATORS = ("lie_euler", "rkmk4")
 
 
 def inverse_differential(retraction, u, b):
-    """R⁻¹-differential at `u` applied to `b` for R = exp or Cayley (right form)."""
+    """R⁻¹-differential at `u` applied to `b` for R = exp ("expm", "tf.linalg.expm") or Cayley (right form)."""
     ub = manifolds.bracket(u, b)
-    if retraction == "expm":
+    if retraction != "cayley":  # either exponential
         return b + 0.5 * ub + (1.0 / 12.0) * manifolds.bracket(u, ub)
     return b + 0.5 * ub - 0.25 * tf.matmul(u, tf.matmul(b, u))
 
@@ -39,8 +39,9 @@ class AbstractLieIntegrator(abc.ABC):
         self.exp = manifolds.exponential_map(retraction)
 
     @abc.abstractmethod
-    def step(self, generator, t, w, h):
-        """Args: generator(t, W) → B ∈ Skew(d); t: float; w: (..., d, d); h: float."""
+    def step(self, generator, t, w, h, exp=None):
+        """Args: generator(t, W) → B ∈ Skew(d); t: float or scalar tensor; w: (..., d, d);
+        h: float; exp: the map Skew(d) → SO(d) to use instead of the retraction's."""
 
 
 class LieEuler(AbstractLieIntegrator):
@@ -49,8 +50,9 @@ class LieEuler(AbstractLieIntegrator):
     name = "lie_euler"
     order = 1
 
-    def step(self, generator, t, w, h):
-        return tf.matmul(w, self.exp(h * generator(t, w)))
+    def step(self, generator, t, w, h, exp=None):
+        exp = exp or self.exp
+        return tf.matmul(w, exp(h * generator(t, w)))
 
 
 class RKMK4(AbstractLieIntegrator):
@@ -59,13 +61,14 @@ class RKMK4(AbstractLieIntegrator):
     name = "rkmk4"
     order = 4
 
-    def step(self, generator, t, w, h):
+    def step(self, generator, t, w, h, exp=None):
+        exp = exp or self.exp
         dinv = lambda u, b: inverse_differential(self.retraction, u, b)  # noqa: E731
         k1 = h * generator(t, w)
-        k2 = h * dinv(0.5 * k1, generator(t + 0.5 * h, tf.matmul(w, self.exp(0.5 * k1))))
-        k3 = h * dinv(0.5 * k2, generator(t + 0.5 * h, tf.matmul(w, self.exp(0.5 * k2))))
-        k4 = h * dinv(k3, generator(t + h, tf.matmul(w, self.exp(k3))))
-        return tf.matmul(w, self.exp((k1 + 2.0 * k2 + 2.0 * k3 + k4) / 6.0))
+        k2 = h * dinv(0.5 * k1, generator(t + 0.5 * h, tf.matmul(w, exp(0.5 * k1))))
+        k3 = h * dinv(0.5 * k2, generator(t + 0.5 * h, tf.matmul(w, exp(0.5 * k2))))
+        k4 = h * dinv(k3, generator(t + h, tf.matmul(w, exp(k3))))
+        return tf.matmul(w, exp((k1 + 2.0 * k2 + 2.0 * k3 + k4) / 6.0))
 
 
 _REGISTRY = {cls.name: cls for cls in (LieEuler, RKMK4)}

@@ -273,7 +273,10 @@ class ODEtoODE(NonAutonomousODE):
         step_size: h (0.04 for RL policies, 0.01 for classifiers in the paper).
         horizon: T.
         activation: f, "abs" by default (|f'| = 1, Lemma 4.1).
-        retraction: "expm" or "cayley", the map Skew(d) → O(d) of each step.
+        retraction: the map Skew(d) → O(d) of each step: "expm" (the exact
+            exponential `manifolds.expm`, fast on the flows' small steps),
+            "cayley", or "tf.linalg.expm" (TensorFlow's, the reference: slower,
+            and slow to trace at large N).
         integrator: "lie_euler" (the paper's) or "rkmk4" for the parameter flow.
         solver: "euler" (the paper's) or "rk4" for the main flow.
         w0: optional orthogonal (d, d) starting matrix; Haar-random otherwise.

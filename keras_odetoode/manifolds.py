@@ -17,7 +17,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-RETRACTIONS = ("expm", "cayley")
+#: Maps Skew(d) → SO(d) for the flows and the Riemannian steps: "expm", the exact
+#: exponential of this module (matrix products only); "cayley"; and "tf.linalg.expm",
+#: TensorFlow's Padé exponential, the reference "expm" is tested against.
+RETRACTIONS = ("expm", "cayley", "tf.linalg.expm")
 
 
 def _t(a):
@@ -72,10 +75,12 @@ def cayley(a):
     return tf.linalg.solve(eye - half, eye + half)
 
 
-#: Taylor degree m of `expm` by dtype: 4 matrix products for float32
-#: (Paterson–Stockmeyer), 6 for float64, whose unit roundoff is 2²⁹ × smaller;
-#: both reach ‖A‖₂ ≈ 0.65 (`taylor_threshold`).
-TAYLOR_DEGREE = {tf.float32: 9, tf.float64: 16}
+#: Taylor degree m of the exponential by dtype: 8 for float32, evaluated in 3 matrix
+#: products (`_taylor8`), 16 for float64 (6 products, Paterson–Stockmeyer), whose unit
+#: roundoff is 2²⁹ × smaller. Both are exact up to ‖A‖₂ ≈ 0.47–0.65 (`expm_threshold`).
+TAYLOR_DEGREE = {tf.float32: 8, tf.float64: 16}
+#: At most this many squarings: `expm` is exact for ‖A‖₂ up to 2⁶⁴ × `expm_threshold`.
+MAX_SQUARINGS = 64
 
 
 @functools.lru_cache(maxsize=None)
@@ -96,6 +101,12 @@ def taylor_threshold(degree, unit_roundoff):
         mid = 0.5 * (low + high)
         low, high = (mid, high) if tail(mid) <= unit_roundoff else (low, mid)
     return low
+
+
+def expm_threshold(dtype):
+    """The θ up to which `taylor_expm` is exp to the unit roundoff of `dtype`."""
+    dtype = tf.as_dtype(dtype)
+    return taylor_threshold(TAYLOR_DEGREE[dtype], float(np.finfo(dtype.as_numpy_dtype).eps) / 2)
 
 
 def _taylor(a, a2, degree):
@@ -121,62 +132,128 @@ def _taylor(a, a2, degree):
     return p
 
 
-def expm(a):
-    """Matrix exponential Skew(d) → SO(d), batched over leading axes.
+def _taylor8_coefficients():
+    """x₁ … x₇, y₂ of `_taylor8`: its polynomial has the Taylor coefficients 1/k!, k ≤ 8.
 
-    For skew (normal) A, ‖A‖₂ = √‖A²‖₂ ≤ √‖A²‖₁ =: θ. When θ is within
-    `taylor_threshold` of the degree m of `TAYLOR_DEGREE`, exp(A) is the Taylor
-    polynomial T_m(A), equal to exp(A) and to its gradient to the unit
-    roundoff, in 4 matrix products (float32, Paterson–Stockmeyer) instead of
-    the three Padé approximants and linear solve of `tf.linalg.expm`. Larger
-    generators go to `tf.linalg.expm`. The parameter flows' generators h·B are
-    small, so their steps take the Taylor path (`benchmarks/layer_speed.py`
-    measures the gain; the tests compare both paths with `scipy.linalg.expm`).
+    Expanding (x₃A² + A⁴')(x₄ + x₅A + x₆A² + x₇A⁴'), A⁴' = x₁A³ + x₂A⁴, and matching
+    the coefficients of A³ … A⁸ gives x₁ = 4x₂ (degrees 7, 8), x₂ = x₃(1 + √177)/352
+    (the root of the remaining quadratic with the smaller coefficients), then x₇, x₆, x₅,
+    x₄ one by one; x₃ only scales the two factors against each other (Bader, Blanes &
+    Casas 2019, "Computing the matrix exponential with an optimized Taylor polynomial
+    approximation", Sec. 3). `tests/test_expm.py` expands the polynomial and checks.
+    """
+    c = [1.0 / math.factorial(k) for k in range(9)]
+    x3 = 2.0 / 3.0
+    x2 = x3 * (1.0 + math.sqrt(177.0)) / 352.0
+    x1 = 4.0 * x2
+    x7 = c[8] / x2**2
+    x6 = (c[6] - x1 * x1 * x7 - x3 * x7 * x2) / x2
+    x5 = (c[5] - x3 * x7 * x1 - x1 * x6) / x2
+    x4 = (c[4] - x3 * x6 - x1 * x5) / x2
+    y2 = c[2] - x3 * x4
+    return x1, x2, x3, x4, x5, x6, x7, y2
+
+
+TAYLOR8_COEFFICIENTS = _taylor8_coefficients()
+
+
+def _taylor8(a, a2):
+    """Σ_{k≤8} Aᵏ/k! in 3 matrix products (A² given): I + A + y₂A² + (x₃A² + A₄)(x₄I + x₅A + x₆A² + x₇A₄)."""
+    x1, x2, x3, x4, x5, x6, x7, y2 = TAYLOR8_COEFFICIENTS
+    a4 = tf.matmul(a2, x1 * a + x2 * a2)
+    a8 = tf.matmul(x3 * a2 + a4, _plus_identity(x5 * a + x6 * a2 + x7 * a4, x4))
+    return _plus_identity(a + y2 * a2 + a8, 1.0)
+
+
+def _plus_identity(m, c):
+    """M + cI, adding to the diagonal only."""
+    return tf.linalg.set_diag(m, tf.linalg.diag_part(m) + c)
+
+
+def _polynomial(a, a2):
+    degree = TAYLOR_DEGREE[a.dtype]
+    return _taylor8(a, a2) if degree == 8 else _taylor(a, a2, degree)
+
+
+def _theta(a2):
+    """θ = √‖A²‖₁ per matrix: ‖A‖₂ ≤ θ for a normal (e.g. skew) A."""
+    return tf.sqrt(tf.reduce_max(tf.reduce_sum(tf.abs(a2), axis=-2), axis=-1))
+
+
+def taylor_expm(a):
+    """(T_m(A), θ): the Taylor polynomial of `TAYLOR_DEGREE` and the bound that says whether it is exp(A).
+
+    T_m(A) equals exp(A), and its gradient the derivative of exp, to the unit
+    roundoff wherever θ = √‖A²‖₁ ≤ `expm_threshold(dtype)` (A skew, or normal).
+    Matrix products only (3 for float32) and no branch: the fast path of the
+    flows, which check θ once per trajectory (`flows.AbstractOrthogonalFlow`).
+    Beyond the threshold it returns the polynomial of A scaled back onto it: a
+    bounded stand-in, not exp(A), which keeps a trajectory that will be
+    recomputed finite, and so its (discarded) gradient too.
+    θ has the leading (batch) shape of A and no gradient.
+    """
+    a = tf.convert_to_tensor(a)
+    a2 = tf.matmul(a, a)
+    theta = tf.stop_gradient(_theta(a2))
+    scale = tf.minimum(tf.constant(1.0, a.dtype), expm_threshold(a.dtype) / theta)[..., tf.newaxis, tf.newaxis]
+    return _polynomial(a * scale, a2 * (scale * scale)), theta
+
+
+def expm(a):
+    """Matrix exponential Skew(d) → SO(d), exact for any generator, batched over leading axes.
+
+    Scaling and squaring on the Taylor polynomial of `taylor_expm`: each matrix
+    is scaled by 2⁻ˢ, with s the fewest halvings that bring θ = √‖A²‖₁ within
+    `expm_threshold`, and its polynomial squared s times. Matrix products only;
+    s is counted from the norm, and the squarings run in one `tf.while_loop`
+    with no iteration when every s = 0 (the flows' small steps): no `tf.cond`,
+    no `tf.linalg.expm`, so it compiles under XLA, gradient included.
+    Other dtypes than float32/64 go to `tf.linalg.expm`.
     """
     a = tf.convert_to_tensor(a)
     if a.dtype not in TAYLOR_DEGREE:
         return tf.linalg.expm(a)
-    e = _traced_expm(a)
-    e.set_shape(a.shape)  # traced for any shape: the static shape is the input's
-    return e
-
-
-def _expm(a):
-    degree = TAYLOR_DEGREE[a.dtype]
-    threshold = taylor_threshold(degree, float(np.finfo(a.dtype.as_numpy_dtype).eps) / 2)
     a2 = tf.matmul(a, a)
-    theta = tf.sqrt(tf.reduce_max(tf.reduce_sum(tf.abs(a2), axis=-2)))
-    taylor = _taylor(a, a2, degree)
-    # The polynomial is evaluated outside the branches: with it inside
-    # `tf.switch_case` branches, Grappler rewrote its chains of adds into
-    # temporary variables whose names collided when several ran at once
-    # (AlreadyExistsError; `test_many_concurrent_expm_in_one_graph`).
-    return tf.cond(tf.stop_gradient(theta) <= threshold, lambda: taylor, lambda: tf.linalg.expm(a))
+    theta = tf.stop_gradient(_theta(a2))
+    halvings = tf.math.ceil(tf.math.log(theta / expm_threshold(a.dtype)) / math.log(2.0))
+    halvings = tf.clip_by_value(tf.where(tf.math.is_finite(halvings), halvings, MAX_SQUARINGS), 0, MAX_SQUARINGS)
+    scale = tf.pow(tf.constant(0.5, a.dtype), halvings)[..., tf.newaxis, tf.newaxis]  # exact: a power of 2
+    e = _polynomial(a * scale, a2 * (scale * scale))
+    squarings = tf.cast(halvings, tf.int32)
 
+    def square(k, e):
+        return k + 1, tf.where((k < squarings)[..., tf.newaxis, tf.newaxis], tf.matmul(e, e), e)
 
-# `_expm` traced once per dtype, for any shape, into a function that graphs call without
-# inlining it: a flow of N steps holds N calls of one function, not N copies of
-# `tf.linalg.expm`'s graph and of the gradients of its branches (`benchmarks/trace_time.py`).
-# One signature per dtype, whatever shapes came before: every process runs the same graph,
-# so results do not depend on the order of calls (ES workers must agree bit for bit).
-_EXPM_FUNCTIONS = {
-    dtype: tf.function(
-        _expm,
-        input_signature=[tf.TensorSpec(None, dtype)],
-        autograph=False,
-        experimental_attributes={"_noinline": True},
+    _, e = tf.while_loop(
+        lambda k, e: k < tf.reduce_max(squarings), square, (tf.constant(0), e), maximum_iterations=MAX_SQUARINGS
     )
-    for dtype in TAYLOR_DEGREE
-}
+    return tf.ensure_shape(e, a.shape)
 
 
-def _traced_expm(a):
-    return _EXPM_FUNCTIONS[a.dtype](a)
+@tf.custom_gradient
+def linalg_expm(a):
+    """`tf.linalg.expm` (Padé 13 with scaling and squaring), the reference of `expm`.
+
+    Its gradient is the adjoint Fréchet derivative L(Aᵀ, G), read off the upper
+    right block of exp([[Aᵀ, G], [0, Aᵀ]]) (Higham 2008, Thm. 3.6): exact, and,
+    unlike TensorFlow's own gradient of `tf.linalg.expm`, it compiles under XLA.
+    """
+    a = tf.convert_to_tensor(a)
+    e = tf.linalg.expm(a)
+
+    def grad(g):
+        d = tf.shape(a)[-1]
+        at = _t(a)
+        top = tf.concat([at, g], axis=-1)
+        bottom = tf.concat([tf.zeros_like(a), at], axis=-1)
+        return tf.linalg.expm(tf.concat([top, bottom], axis=-2))[..., :d, d:]
+
+    return e, grad
 
 
 def exponential_map(retraction):
     """The map Skew(d) → SO(d) named by `retraction` ("expm" or "cayley")."""
-    return {"expm": expm, "cayley": cayley}[check_retraction(retraction)]
+    return {"expm": expm, "cayley": cayley, "tf.linalg.expm": linalg_expm}[check_retraction(retraction)]
 
 
 def orthogonality_error(w):
@@ -272,7 +349,8 @@ def retract(w, g, step_size, retraction="expm"):
     """One Riemannian gradient-descent step on ST(n, p) (Theorem 1's update).
 
     Tall: W ← R(−η A) W; wide: W ← W R(−η A)ᵀ, with A = `skew_generator(W, G)`
-    and R the exponential map (`expm`) or the Cayley map. Both keep W exactly
+    and R the exponential map (`expm`, or `linalg_expm`, the n×n reference) or the
+    Cayley map. Each keeps W exactly
     on the manifold; one `polar_correction` then removes the float32 round-off,
     so thousands of updates stay within 1e-5 of it. For ascent pass −G.
 
@@ -288,9 +366,9 @@ def retract(w, g, step_size, retraction="expm"):
     exp = exponential_map(retraction)
     step_size = tf.cast(tf.convert_to_tensor(step_size, dtype_hint=w.dtype), w.dtype)
     n, p = w.shape[-2], w.shape[-1]
-    if n is not None and p is not None and n > 2 * p:
-        rotate = {expm: _expm_low_rank, cayley: _cayley_low_rank}[exp]
-        return polar_correction(rotate(w, g, step_size))
+    low_rank = {"expm": _expm_low_rank, "cayley": _cayley_low_rank}.get(retraction)
+    if low_rank is not None and n is not None and p is not None and n > 2 * p:
+        return polar_correction(low_rank(w, g, step_size))
     return polar_correction(tf.matmul(exp(-step_size * skew_generator(w, g)), w))
 
 

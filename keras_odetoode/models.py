@@ -278,7 +278,8 @@ def compile_classifier(model, learning_rate=1e-3):
 
     `RiemannianAdam` moves the orthogonal W_0 of ODEtoODE (and a Stiefel
     projection) along its manifold and every other weight exactly as Adam.
-    XLA is off: `tf.linalg.expm`'s gradient does not compile under XLA.
+    `jit_compile="auto"`: XLA where Keras picks it (a GPU), not on a CPU, where
+    it made the flows slower (`benchmarks/layer_speed.py`).
 
     Args:
         model: a model from `build_classifier` (or any logits model).
@@ -294,6 +295,6 @@ def compile_classifier(model, learning_rate=1e-3):
         optimizer=RiemannianAdam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=False,
+        jit_compile="auto",
     )
     return model

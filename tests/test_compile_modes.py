@@ -13,6 +13,11 @@ LAYERS = {
     "iso-cayley": lambda: ko.ODEtoODE(step_size=0.25, retraction="cayley", seed=0),
     "gated-expm": lambda: ko.ODEtoODE(flow="gated", step_size=0.25, seed=0),
     "iso-rkmk4": lambda: ko.ODEtoODE(step_size=0.25, integrator="rkmk4", seed=0),
+    "iso-tf.linalg.expm": lambda: ko.ODEtoODE(step_size=0.25, retraction="tf.linalg.expm", seed=0),
+    "gated-state": lambda: ko.ODEtoODE(flow="gated", gate_inputs="state", hidden_units=4, step_size=0.25, seed=0),
+    "gated-cayley-rkmk4": lambda: ko.ODEtoODE(
+        flow="gated", step_size=0.25, retraction="cayley", integrator="rkmk4", seed=0
+    ),
     "hypernet": lambda: ko.HyperNetODE(step_size=0.25, seed=0),
     "nanode": lambda: ko.NANODE(degree=2, step_size=0.25, seed=0),
     "node": lambda: ko.NeuralODE(step_size=0.25, seed=0),
@@ -58,19 +63,17 @@ def test_mixed_precision_training_keeps_the_manifold(rng):
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_xla_is_declined_exactly_where_it_cannot_compile(name, rng):
-    """XLA cannot compile the gradient of `tf.linalg.expm`: those models report `supports_jit` False,
-    so Keras's jit_compile="auto" (XLA on GPU machines) leaves them to TensorFlow; the others fit under XLA."""
+def test_every_layer_trains_under_xla_as_without_it(name, rng):
+    """`supports_jit` everywhere: Keras's jit_compile (and "auto" on a GPU) compiles forward and
+    gradient of every flow and retraction, and a step of `fit` under XLA gives the weights it
+    gives without XLA."""
     x = rng.standard_normal((16, 6)).astype("float32")
     y = np.tanh(x[:, :3])
-    model = _model(name)
-    uses_expm = getattr(model.layers[0], "flow", None) is not None and getattr(model.layers[0].flow, "retraction",
-                                                                                None) == "expm"  # fmt: skip
-    model.compile(ko.RiemannianAdam(1e-3), "mse", jit_compile=True)
-    assert model.jit_compile == (not uses_expm)
-    history = model.fit(x, y, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-    if name == "iso-expm":  # what the declined compilation would have raised
-        step = tf.function(jit_compile=True)(lambda: tf.gradients(tf.reduce_sum(model(x)), model.trainable_weights))
-        with pytest.raises(tf.errors.InvalidArgumentError):
-            step()
+    models = {False: _model(name), True: _model(name)}
+    models[True].set_weights(models[False].get_weights())
+    for jit_compile, model in models.items():
+        model.compile(ko.RiemannianAdam(1e-2), "mse", jit_compile=jit_compile)
+        assert model.jit_compile == jit_compile
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
+    for plain, xla in zip(models[False].get_weights(), models[True].get_weights()):
+        np.testing.assert_allclose(xla, plain, rtol=1e-4, atol=1e-5)

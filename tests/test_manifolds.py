@@ -77,8 +77,8 @@ def test_project_tangent_is_an_orthogonal_projection(shape, rng):
 
 
 def _closed_form_rotation(a, eta, retraction):
-    """R(−ηA) for the n×n generator A: scipy's expm, or the Cayley map by a solve."""
-    if retraction == "expm":
+    """R(−ηA) for the n×n generator A: scipy's expm (for both exponentials), or the Cayley map by a solve."""
+    if retraction != "cayley":
         return scipy.linalg.expm(-eta * a)
     eye = np.eye(len(a))
     return np.linalg.solve(eye + eta * a / 2, eye - eta * a / 2)
