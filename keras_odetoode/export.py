@@ -41,6 +41,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_odetoode.atomic import default_mode, write_text_atomic
+from keras_odetoode.checks import check_integer
+from keras_odetoode.errors import InputError
+from keras_odetoode.records import json_default
 
 SIGNATURE_KEY = "serving_default"
 # The signature's tensor names: a model's, and an ES policy's (observation → action),
@@ -58,7 +61,7 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
 _EXPORT_ENTRIES = {SAVED_MODEL_FILENAME, METADATA_FILENAME, "variables", "assets", "fingerprint.pb"}
 
 
-class InvalidSavedModelError(ValueError):
+class InvalidSavedModelError(InputError):
     """A path that is not a SavedModel directory exported by this package."""
 
 
@@ -435,8 +438,7 @@ def _input_dim(model):
 
 
 def _check_input_dim(model, input_dim):
-    if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) or input_dim < 1:
-        raise ValueError(f"input_dim must be an integer ≥ 1. Received: input_dim={input_dim!r}")
+    input_dim = check_integer("input_dim", input_dim, 1)
     try:
         recorded = _input_dim(model)
     except ValueError:
@@ -520,19 +522,9 @@ def _merge_metadata(record, extra):
     return {**record, **{k: v for k, v in extra.items() if k not in record}}
 
 
-def _json_default(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if tf.is_tensor(value):
-        return np.asarray(value).tolist()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
-
-
 def _to_json(value):
     try:
-        return json.dumps(value, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+        return json.dumps(value, indent=2, sort_keys=False, default=json_default, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ValueError(f"metadata must be JSON-serialisable with finite numbers: {error}") from error
 

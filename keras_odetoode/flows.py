@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_odetoode import integrators, manifolds
+from keras_odetoode.checks import check_choice
 
 #: every this many steps of a flow on O(d), one `manifolds.polar_correction`
 #: cancels the float32 round-off of the product W_0 E_1 ⋯ E_i (the drift would
@@ -326,9 +327,7 @@ class GatedFlow(AbstractOrthogonalFlow):
 
 
 def check_gate_inputs(gate_inputs):
-    if not isinstance(gate_inputs, str) or gate_inputs not in GATE_INPUTS:
-        raise ValueError(f"Unknown gate_inputs. Expected one of {GATE_INPUTS}. Received: gate_inputs={gate_inputs!r}")
-    return gate_inputs
+    return check_choice("gate_inputs", gate_inputs, GATE_INPUTS)
 
 
 @keras.saving.register_keras_serializable(package="keras_odetoode")

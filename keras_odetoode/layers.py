@@ -11,7 +11,6 @@ have the same two-level API:
 """
 
 import math
-import numbers
 
 import keras
 import numpy as np
@@ -20,6 +19,8 @@ import tensorflow_probability as tfp
 
 from keras_odetoode import flows as flows_lib
 from keras_odetoode import manifolds
+from keras_odetoode.checks import check_choice as _check_choice
+from keras_odetoode.checks import check_real as _check_real
 
 SOLVERS = ("euler", "rk4")
 
@@ -46,17 +47,6 @@ def _auto_name(prefix):
     """Keras-style unique default name ("odetoode", "odetoode_1", ...)."""
     uid = keras.backend.get_uid(prefix)
     return prefix if uid == 1 else f"{prefix}_{uid - 1}"
-
-
-def _check_real(argument, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{argument} must be a real number. Received: {argument}={value!r}")
-
-
-def _check_choice(argument, value, allowed):
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"Unknown {argument}. Expected one of {tuple(allowed)}. Received: {argument}={value!r}")
-    return value
 
 
 def rk4_step(x, h, field_start, field_mid, field_end):

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from keras_odetoode import __version__
 from keras_odetoode.atomic import write_atomic
+from keras_odetoode.checks import check_choice, check_integer
 from keras_odetoode.data import corruptions as corruptions_lib
 
 CORRUPTION_NAMES = corruptions_lib.CORRUPTION_NAMES
@@ -38,14 +39,6 @@ GENERATION_BLOCK = 10_000
 _TFDS_READ_BATCH = 10_000
 
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"Unknown {name}. Received: {name}={value!r}. "
-            f"Expected one of: {', '.join(choices)}"
-        )
-
-
 def local_paths(root, corruption, split):
     """Paths of the images and labels files of one split in the MNIST-C layout.
 
@@ -55,8 +48,8 @@ def local_paths(root, corruption, split):
     Returns:
         `(images_path, labels_path)`, `pathlib.Path`s (they may not exist).
     """
-    _check_choice("corruption", corruption, CORRUPTION_NAMES)
-    _check_choice("split", split, SPLITS)
+    check_choice("corruption", corruption, CORRUPTION_NAMES)
+    check_choice("split", split, SPLITS)
     root = pathlib.Path(root).expanduser()
     if not (root / corruption).is_dir() and (root / "mnist_c" / corruption).is_dir():
         root = root / "mnist_c"
@@ -330,17 +323,10 @@ def load_mnist_corrupted(
     ...     "shot_noise", "train", source="local", data_dir="~/data/mnist_c")
     >>> images, labels = next(iter(train))   # (128, 784) float32, (128,) int64
     """
-    _check_choice("corruption", corruption, CORRUPTION_NAMES)
-    _check_choice("split", split, SPLITS)
-    _check_choice("source", source, SOURCES)
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"Received: batch_size={batch_size!r}. Expected: a positive int"
-        )
+    check_choice("corruption", corruption, CORRUPTION_NAMES)
+    check_choice("split", split, SPLITS)
+    check_choice("source", source, SOURCES)
+    batch_size = check_integer("batch_size", batch_size, 1)
     if shuffle is None:
         shuffle = split == "train"
     if source == "tfds":

@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from keras_odetoode.atomic import write_atomic
-
+from keras_odetoode.errors import InputError
 from keras_odetoode.es.normalization import ObsStats
 from keras_odetoode.es.strategy import ESState
 
@@ -25,7 +25,7 @@ FORMAT_VERSION = 1
 _PATTERN = re.compile(r"^ckpt-(\d+)\.npz$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be read, with what to do about it."""
 
 

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from keras_odetoode.checks import check_integer
 from keras_odetoode.es import envs
 
 
@@ -39,12 +40,8 @@ def evaluate_policy(path, env_id=None, episodes=10, seed=0, episode_length=None)
     os.environ.setdefault("MUJOCO_GL", "disable")
     from keras_odetoode.export import load_serving
 
-    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
-        raise ValueError(f"episodes must be an integer ≥ 1. Received: episodes={episodes!r}")
-    if episode_length is not None and (
-        isinstance(episode_length, bool) or not isinstance(episode_length, (int, np.integer)) or episode_length < 1
-    ):
-        raise ValueError(f"episode_length must be an integer ≥ 1 or None. Received: episode_length={episode_length!r}")
+    episodes = check_integer("episodes", episodes, 1)
+    episode_length = check_integer("episode_length", episode_length, 1, allow_none=True)
     serving = load_serving(path)
     env_id = env_of(path, env_id)
     length = episode_length or serving.metadata.get("config", {}).get("episode_length") or 1000

@@ -12,7 +12,6 @@ learning curve (learning_curve.png) and the best policy as a SavedModel
 
 import csv
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -20,8 +19,10 @@ import time
 
 import numpy as np
 
+from keras_odetoode import records
+from keras_odetoode.checks import check_integer
 from keras_odetoode.es import checkpoint as checkpoint_lib
-from keras_odetoode.es import rollouts
+from keras_odetoode.es import policies, rollouts
 from keras_odetoode.es.normalization import ObsStats
 from keras_odetoode.es.strategy import RiemannianES
 
@@ -79,9 +80,7 @@ class ESConfig:
 
     def __post_init__(self):
         for name in ("iterations", "episode_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an integer ≥ 1. Received: {name}={value!r}")
+            check_integer(name, getattr(self, name), 1)
 
     def strategy(self, specs):
         return RiemannianES(
@@ -364,18 +363,11 @@ def export_policy(policy_fn, params, obs_mean, obs_variance, path, metadata=None
     (`export.export_saved_model`); `metadata` (with the action bounds) goes to
     `path/metadata.json`.
     """
-    import keras
-
     from keras_odetoode.export import POLICY_TENSOR_NAMES
     from keras_odetoode.export import export_saved_model
 
-    model = policy_fn()
-    population = rollouts.PopulationPolicy(model)
-    population.set_params(params)
-    inputs = keras.Input((population.input_dim,), name="observation")
-    x = keras.layers.Normalization(mean=obs_mean, variance=obs_variance, name="observation_normalization")(inputs)
-    serving = keras.Model(inputs, model(x), name="es_policy")
-    metadata = json.loads(json.dumps(metadata or {}, default=_json_default))
+    serving = policies.serving_policy(policy_fn, params, obs_mean, obs_variance)
+    metadata = records.plain(metadata or {})
     reward = metadata.get("reward")
     export_saved_model(
         serving,
@@ -387,11 +379,3 @@ def export_policy(policy_fn, params, obs_mean, obs_variance, path, metadata=None
         result=None if reward is None else {"reward": reward},
     )
     return serving
-
-
-def _json_default(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
