@@ -20,7 +20,7 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, monkeypatch):
     assert cli.run(["evaluate", str(tmp_path / "absent")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"keras-odetoode: error: No such directory: '{tmp_path / 'absent'}'")
-    assert "Traceback" not in err and cli.TRACEBACK_VARIABLE in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
     # the same call through `main` raises, for programs and tests
     with pytest.raises(ValueError, match="No such directory"):
         cli.main(["evaluate", str(tmp_path / "absent")])

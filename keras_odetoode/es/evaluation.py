@@ -5,18 +5,49 @@ import os
 import numpy as np
 
 from keras_odetoode.checks import check_integer
+from keras_odetoode.errors import InputError
 from keras_odetoode.es import envs
+
+
+def check_is_policy(path, metadata):
+    """Raise an `InputError` if the export at `path` (with `metadata`) is not an ES policy.
+
+    An ES policy's metadata names its environment, or its signature reads
+    observations; a classifier's (or another model's) does neither.
+    """
+    from keras_odetoode import export
+
+    inputs, outputs = metadata.get("inputs") or [{}], metadata.get("outputs") or [{}]
+    if metadata.get("env_id") is not None or inputs[0].get("name") == export.POLICY_TENSOR_NAMES[0]:
+        return
+    output = outputs[0].get("name")
+    kind = "a classifier" if output in ("logits", "probabilities") else "a model trained on data"
+    raise InputError(
+        f"{path!r} is {kind}, not an ES policy: its {export.SIGNATURE_KEY} signature maps "
+        f"{inputs[0].get('name')} {_shape(inputs[0].get('shape'))} to {output} {_shape(outputs[0].get('shape'))} "
+        "and its metadata names no environment. `keras-odetoode evaluate` scores ES policies on an environment; "
+        "call this model with keras_odetoode.export.load_serving(path)."
+    )
+
+
+def _shape(shape):
+    return "(" + ", ".join("None" if s is None else str(s) for s in (shape or [])) + ")"
 
 
 def env_of(path, env_id=None):
     """The environment id to evaluate `path` on: `env_id`, or the one its metadata names."""
-    if env_id is not None:
-        return env_id
     from keras_odetoode.export import load_metadata
 
-    env_id = load_metadata(path).get("env_id")
+    metadata = load_metadata(path)
+    check_is_policy(path, metadata)
+    if env_id is not None:
+        return env_id
+    env_id = metadata.get("env_id")
     if env_id is None:
-        raise ValueError(f"Pass env_id (--env): {path!r} has no metadata naming the environment it was trained on.")
+        raise InputError(
+            f"{path!r} is an ES policy whose metadata names no environment. Pass the one it was trained on: "
+            "env_id (--env)."
+        )
     return env_id
 
 
