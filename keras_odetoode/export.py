@@ -273,7 +273,10 @@ def record_result(path, result):
 class ServingModel:
     """A loaded export: its `serving_default` function, names and metadata.
 
-    Calling it maps a float32 array (batch, d) to the output as a numpy array.
+    Calling it maps a float32 array (batch, d) to the output as a numpy array:
+    `serving(x)`, or `serving(**{serving.input_name: x})` with the signature's
+    input name (e.g. `serving(pixels=x)` for a classifier whose signature maps
+    `pixels` to `logits`).
 
     Attributes:
         path: the export directory.
@@ -293,7 +296,16 @@ class ServingModel:
     output_shape: tuple
     metadata: dict
 
-    def __call__(self, inputs):
+    def __call__(self, inputs=None, /, **named):
+        if named or inputs is None:
+            received = ", ".join(sorted(named)) or "nothing"
+            if inputs is not None or list(named) != [self.input_name]:
+                raise InputError(
+                    f"{self.path!r} serves one input named {self.input_name!r} ({self.input_name} → "
+                    f"{self.output_name}). Received: {'inputs and ' if inputs is not None else ''}{received}. "
+                    f"Expected: serving(x) or serving({self.input_name}=x)"
+                )
+            inputs = named[self.input_name]
         x = np.asarray(inputs, dtype=np.float32)
         width = self.input_shape[-1]
         if x.ndim != 2 or (width is not None and x.shape[1] != width):

@@ -550,6 +550,8 @@ def run_grid(config, out, verbose=1, log=print, new_process_per_cell=True):
     record["last_invocation"] = {key: config[key] for key in ("corruptions", "models", "data_dir", "preset")}
     _preflight(config)
     out.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty folder behind
+    settings = {k: v for k, v in config.items() if k not in ("corruptions", "models")}
+    log(f"mnistc: {len(config['corruptions'])} corruptions x {len(config['models'])} models; {settings}")
     if not tensorboard_available():
         log("mnistc: TensorBoard logs need the `tensorboard` package (pip install tensorboard); training without them")
     corruptions, models = config["corruptions"], config["models"]

@@ -54,9 +54,10 @@ def upgrade(record, kind, steps, version, version_key="format_version"):
     """
     found = record.get(version_key, 1)
     if isinstance(found, bool) or not isinstance(found, int) or not 1 <= found <= version:
+        newer = isinstance(found, int) and not isinstance(found, bool) and found > version
         raise InputError(
-            f"Unsupported {kind} format. Received: {version_key}={found!r}. Expected: 1 to {version} "
-            "(a newer version of keras_odetoode wrote it)"
+            f"Unsupported {kind} format. Received: {version_key}={found!r}. Expected: 1 to {version}"
+            + (" (a newer version of keras_odetoode wrote it: upgrade keras_odetoode)" if newer else "")
         )
     record = dict(record)
     for step in range(found, version):

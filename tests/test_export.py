@@ -74,8 +74,12 @@ def _ops(graph_def):
 
 
 def _saved_model_cli():
-    binary = shutil.which("saved_model_cli")
-    return [binary] if binary else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    """The saved_model_cli of this Python's environment: beside `sys.executable`, activated or not.
+
+    Not `shutil.which`: without the venv activated, PATH finds another installation's (or none).
+    """
+    binary = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    return [binary] if os.path.isfile(binary) else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
 
 
 @pytest.fixture(scope="module")

@@ -149,7 +149,5 @@ def config_from_args(args):
 def mnistc_command(args):
     """Run `mnistc` from parsed arguments; returns the exit status."""
     config = config_from_args(args)
-    log_config = {k: v for k, v in config.items() if k not in ("corruptions", "models")}
-    print(f"mnistc: {len(config['corruptions'])} corruptions x {len(config['models'])} models; {log_config}")
     mnistc_grid.run_grid(config, args.out, verbose=args.verbose, new_process_per_cell=not args.in_process)
     return 0

@@ -35,13 +35,18 @@ def _shape(shape):
 
 
 def env_of(path, env_id=None):
-    """The environment id to evaluate `path` on: `env_id`, or the one its metadata names."""
+    """The environment id to evaluate `path` on: `env_id`, or the one its metadata names.
+
+    Raises:
+        InputError: `env_id` is None and the metadata names no environment; the
+            message says whether `path` is a classifier rather than a policy.
+    """
     from keras_odetoode.export import load_metadata
 
-    metadata = load_metadata(path)
-    check_is_policy(path, metadata)
     if env_id is not None:
         return env_id
+    metadata = load_metadata(path)
+    check_is_policy(path, metadata)
     env_id = metadata.get("env_id")
     if env_id is None:
         raise InputError(
