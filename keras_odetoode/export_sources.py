@@ -7,8 +7,8 @@ A source (the `SOURCE` of `keras-odetoode export SOURCE OUT_DIR`) is one of:
   (`--policy best`, the default, what `es` itself exports) or its current
   centre (`--policy latest`), with the observation normalization it was
   evaluated with, is rebuilt and exported; environment, ES config and reward
-  go to metadata.json, and the training command is taken from the run's
-  `policy/metadata.json` when present;
+  go to metadata.json, and the training command is the first command the
+  checkpoint records (else the one in the run's `policy/metadata.json`);
 * one ES checkpoint file `ckpt-<iteration>.npz` (same, for that iteration);
 * a `.keras` model file;
 * a directory without checkpoints holding exactly one `.keras` file (searched
@@ -108,7 +108,8 @@ def _from_es_checkpoint(path, policy):
             )
         params, mean, variance = ckpt.best["params"], ckpt.best["obs_mean"], ckpt.best["obs_variance"]
         result = {"reward": float(ckpt.best["reward"])}
-        iteration = ckpt.best["iteration"]
+        iteration = ckpt.best["iteration"]  # progress.csv's row: the centre after iteration - 1 updates
+        updates = iteration - 1
     else:
         params = ckpt.state.params
         mean, variance = ckpt.obs_stats.normalizer()
@@ -116,7 +117,7 @@ def _from_es_checkpoint(path, policy):
             mean, variance = np.zeros_like(mean), np.ones_like(variance)
         # The last recorded centre reward scored the centre before the last update, not this one.
         result = None
-        iteration = ckpt.state.iteration
+        iteration = updates = ckpt.state.iteration
 
     obs_dim = int(np.asarray(mean).shape[-1])
     act_dim = int(np.asarray(params["omega_2/kernel"]).shape[-1])  # layer names are fixed by `policies`
@@ -133,13 +134,16 @@ def _from_es_checkpoint(path, policy):
         "policy": config.get("policy"),
         "config": config,
         "iteration": iteration,
+        "updates": updates,
+        "commands": ckpt.commands,
         "obs_dim": obs_dim,
         "act_dim": act_dim,
     }
     for key in ("action_low", "action_high"):
         if key in es_metadata:
             metadata[key] = es_metadata[key]
-    return serving, metadata, es_metadata.get("command"), result
+    command = ckpt.commands[0] if ckpt.commands and ckpt.commands[0] else es_metadata.get("command")
+    return serving, metadata, command, result
 
 
 def _read_es_metadata(directory):

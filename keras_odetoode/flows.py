@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_odetoode import integrators, manifolds
 from keras_odetoode.checks import check_choice
+from keras_odetoode.params import ParamsMixin
 
 #: every this many steps of a flow on O(d), one `manifolds.polar_correction`
 #: cancels the float32 round-off of the product W_0 E_1 ⋯ E_i (the drift would
@@ -31,7 +32,7 @@ POLAR_CORRECTION_INTERVAL = 4
 POLAR_CORRECTION_RADIUS = 0.1
 
 
-class AbstractParameterFlow(keras.layers.Layer):
+class AbstractParameterFlow(ParamsMixin, keras.layers.Layer):
     """Base class: `build(dim)` creates ψ, `trajectory(...)` returns (..., N+1, d, d).
 
     Subclasses create their weights with `self._add(name, shape, ...)` so that
@@ -48,18 +49,6 @@ class AbstractParameterFlow(keras.layers.Layer):
 
     def _initializer_seed(self, offset):
         return None if self.seed is None else self.seed + offset
-
-    def _add(self, name, shape, initializer, constraint=None):
-        weight = self.add_weight(
-            name=name, shape=shape, initializer=initializer, constraint=constraint
-        )
-        setattr(self, name, weight)
-        self._param_names.append(name)
-        return weight
-
-    def param_dict(self):
-        """The flow's weights ψ by name."""
-        return {name: getattr(self, name) for name in self._param_names}
 
     def trajectory(self, num_steps, step_size, params=None):
         """W(t_i) for t_i = i·h, i = 0…N, stacked on axis -3: shape (..., N+1, d, d).

@@ -21,6 +21,7 @@ from keras_odetoode import flows as flows_lib
 from keras_odetoode import manifolds
 from keras_odetoode.checks import check_choice as _check_choice
 from keras_odetoode.checks import check_real as _check_real
+from keras_odetoode.params import ParamsMixin
 
 SOLVERS = ("euler", "rk4")
 
@@ -76,18 +77,8 @@ def num_steps_of(step_size, horizon):
     return steps
 
 
-class _ParamsMixin:
-    """`param_dict()` over the weights the layer registers with `_add`."""
-
-    def _add(self, name, shape, initializer, constraint=None):
-        weight = self.add_weight(name=name, shape=shape, initializer=initializer, constraint=constraint)
-        setattr(self, name, weight)
-        self._param_names = getattr(self, "_param_names", []) + [name]
-        return weight
-
-    def param_dict(self):
-        """The layer's weights by name (sub-layer weights as "flow.<name>")."""
-        return {name: getattr(self, name) for name in getattr(self, "_param_names", [])}
+class _ParamsMixin(ParamsMixin):
+    """`param_dict()` over the weights the layer registers with `_add`; `call` is `forward` with them."""
 
     def call(self, inputs):
         return self.forward(self.param_dict(), inputs)

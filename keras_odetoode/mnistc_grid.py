@@ -310,7 +310,7 @@ def _source(config):
 
 
 def tensorboard_available():
-    """Whether `tf.summary` can write events (TensorFlow ≥ 2.21 no longer installs `tensorboard`)."""
+    """Whether `tf.summary` can write events: it needs the `tensorboard` package, which TensorFlow ≥ 2.21 does not install."""
     import importlib.util
 
     return importlib.util.find_spec("tensorboard") is not None

@@ -45,7 +45,7 @@ def test_input_errors_share_one_base_class():
     assert issubclass(export.InvalidSavedModelError, errors.InputError)
 
 
-# Places whose copy of the integer check accepted True before they used `checks`.
+# Counts all over the package: True is refused as by every other integer check.
 @pytest.mark.parametrize(
     "call, argument",
     [

@@ -290,7 +290,7 @@ def test_cli_writes_the_table_and_resumes(tiny_mnistc, tmp_path, monkeypatch, ca
     def no_training(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")
 
-    monkeypatch.setattr(models_cli, "_train_cell", no_training)
+    monkeypatch.setattr(mnistc_grid, "_train_cell", no_training)
     capsys.readouterr()
     assert cli.main(_mnistc_args(tiny_mnistc, out, *each)) == 0
     assert capsys.readouterr().out.count("skipped") == 4
@@ -310,10 +310,14 @@ def test_cli_writes_the_table_and_resumes(tiny_mnistc, tmp_path, monkeypatch, ca
     with pytest.raises(ValueError, match=rf"other training settings.*data_dir='{tiny_mnistc}' → '{other_data}'"):
         cli.main(_mnistc_args(other_data, out, *each))
 
-    # A record from before --train-on existed (no "train_on" key) was made per corruption;
-    # one without "data_dir" is taken to be from the data given now, one without
-    # "gate_inputs" had ODEtoODE's gates read the time.
+    # A version-1 record without "train_on" was made per corruption, one without "gate_inputs"
+    # had ODEtoODE's gates read the time, and its cells have no "trained_on"; a record without
+    # "data_dir" is taken to be from the data given now.
+    assert record["version"] == mnistc_grid.RESULTS_VERSION == 2
+    record["version"] = 1
     del record["training"]["train_on"], record["training"]["data_dir"], record["training"]["gate_inputs"]
+    for cell in record["cells"].values():
+        del cell["trained_on"]
     (out / "results.json").write_text(json.dumps(record))
     assert cli.main(_mnistc_args(tiny_mnistc, out, *each)) == 0
     assert capsys.readouterr().out.count("skipped") == 4

@@ -12,6 +12,7 @@ data_dir="~/data/mnist_c")`.
 import pathlib
 
 from keras_odetoode.cli import add_verbose_flag
+from keras_odetoode.data.mnist_corrupted import DEFAULT_TEST_FRACTION
 
 
 def register(subparsers):
@@ -62,7 +63,7 @@ def register(subparsers):
         help=(
             "For an npz with `images`/`labels` only: the fraction, drawn at "
             "random with --seed, that becomes the test split "
-            "(default 0.2)."
+            f"(default {DEFAULT_TEST_FRACTION})."
         ),
     )
     split.add_argument(

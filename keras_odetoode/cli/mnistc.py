@@ -128,7 +128,10 @@ def register(subparsers):
         type=int,
         choices=(0, 1, 2),
         default=1,
-        help="Keras verbosity: 1 progress bars, 2 one line per epoch, 0 silent.",
+        help=(
+            "Keras verbosity: 1 progress bars, 2 one line per epoch, 0 silent. Given at all, it also shows "
+            "TensorFlow's log lines, which are hidden otherwise unless TF_CPP_MIN_LOG_LEVEL is set."
+        ),
     )
     parser.add_argument(
         "--in-process",
