@@ -273,3 +273,7 @@ def test_evaluate_on_a_classifier_says_it_is_a_classifier(capsys, monkeypatch):
         "pixels (None, 784) to logits (None, 10) and its metadata names no environment. `keras-odetoode evaluate` "
         "scores ES policies on an environment; call this model with keras_odetoode.export.load_serving(path)."
     )
+    # With an environment given too, it is named as a classifier rather than as a policy of other sizes.
+    assert cli.run(["evaluate", path, "--env", "Swimmer-v5", "--episodes", "1"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"keras-odetoode: error: {path!r} is a classifier, not an ES policy")

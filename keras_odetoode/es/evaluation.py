@@ -9,6 +9,10 @@ from keras_odetoode.errors import InputError
 from keras_odetoode.es import envs
 
 
+#: Output names that mark an export as a classifier.
+CLASSIFIER_OUTPUTS = ("logits", "probabilities")
+
+
 def check_is_policy(path, metadata):
     """Raise an `InputError` if the export at `path` (with `metadata`) is not an ES policy.
 
@@ -21,7 +25,7 @@ def check_is_policy(path, metadata):
     if metadata.get("env_id") is not None or inputs[0].get("name") == export.POLICY_TENSOR_NAMES[0]:
         return
     output = outputs[0].get("name")
-    kind = "a classifier" if output in ("logits", "probabilities") else "a model trained on data"
+    kind = "a classifier" if output in CLASSIFIER_OUTPUTS else "a model trained on data"
     raise InputError(
         f"{path!r} is {kind}, not an ES policy: its {export.SIGNATURE_KEY} signature maps "
         f"{inputs[0].get('name')} {_shape(inputs[0].get('shape'))} to {output} {_shape(outputs[0].get('shape'))} "
@@ -86,7 +90,9 @@ def evaluate_policy(path, env_id=None, episodes=10, seed=0, episode_length=None)
     sizes = (int(np.prod(env.observation_space.shape)), low.size)
     if sizes != (serving.input_shape[-1], serving.output_shape[-1]):
         env.close()
-        raise ValueError(
+        if serving.output_name in CLASSIFIER_OUTPUTS:
+            check_is_policy(path, serving.metadata)  # names it a classifier
+        raise InputError(
             f"The policy in {path!r} maps {serving.input_shape[-1]} observations to {serving.output_shape[-1]} "
             f"actions (trained on {serving.metadata.get('env_id', 'an unrecorded task')}); {env_id} has "
             f"{sizes[0]} and {sizes[1]}. Pass the --env it was trained on."
