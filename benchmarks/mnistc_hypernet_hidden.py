@@ -26,7 +26,7 @@ import sys
 import numpy as np
 
 from keras_odetoode import cli, layers, models
-from keras_odetoode.models_cli import cell_key
+from keras_odetoode.result_tables import cell_key
 
 MODEL = "hypernet-1"
 

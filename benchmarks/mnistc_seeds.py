@@ -24,14 +24,15 @@ import pathlib
 import numpy as np
 
 from keras_odetoode.models import display_name, model_name, parse_model_name
-from keras_odetoode.models_cli import GATE_INPUTS_BEFORE_THE_OPTION, TRAIN_ON_BEFORE_THE_OPTION, cell_key
+from keras_odetoode.mnistc_grid import upgrade_results
+from keras_odetoode.result_tables import cell_key
 
 # Where the records differ without the models differing: where the data sat, and the seed.
 NOT_SETTINGS = ("data_dir", "seed")
 
 
 def load(directory):
-    record = json.loads((pathlib.Path(directory) / "results.json").read_text(encoding="utf-8"))
+    record = upgrade_results(json.loads((pathlib.Path(directory) / "results.json").read_text(encoding="utf-8")))
     models = {key.split("/", 1)[1] for key in record["cells"]}
     corruptions = {key.split("/", 1)[0] for key in record["cells"]}
     # The grid's own order (the command line's), where the record has it.
@@ -42,10 +43,8 @@ def load(directory):
 
 
 def settings(record):
-    """The training settings of a record, with the defaults of options newer than it."""
-    training = {"train_on": TRAIN_ON_BEFORE_THE_OPTION, "gate_inputs": GATE_INPUTS_BEFORE_THE_OPTION}
-    training.update(record["training"])
-    return {k: v for k, v in training.items() if k not in NOT_SETTINGS}
+    """The training settings of a record (in the current format: `upgrade_results`)."""
+    return {k: v for k, v in record["training"].items() if k not in NOT_SETTINGS}
 
 
 def aggregate(directories):

@@ -6,6 +6,10 @@ of the paper, Riemannian optimizers, ES training and Corrupted MNIST.
 
 __version__ = "0.1.0"
 
+from keras_odetoode import logs as _logs  # noqa: E402
+
+_logs.import_tensorflow()  # before anything imports TensorFlow: see `logs`
+
 from keras_odetoode import flows, integrators, layers, manifolds, optimizers  # noqa: E402
 from keras_odetoode.layers import (  # noqa: E402
     NANODE,

@@ -41,6 +41,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_odetoode.atomic import default_mode, write_text_atomic
+from keras_odetoode.checks import check_integer
+from keras_odetoode.errors import InputError
+from keras_odetoode.records import json_default
 
 SIGNATURE_KEY = "serving_default"
 # The signature's tensor names: a model's, and an ES policy's (observation → action),
@@ -58,7 +61,7 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
 _EXPORT_ENTRIES = {SAVED_MODEL_FILENAME, METADATA_FILENAME, "variables", "assets", "fingerprint.pb"}
 
 
-class InvalidSavedModelError(ValueError):
+class InvalidSavedModelError(InputError):
     """A path that is not a SavedModel directory exported by this package."""
 
 
@@ -270,7 +273,10 @@ def record_result(path, result):
 class ServingModel:
     """A loaded export: its `serving_default` function, names and metadata.
 
-    Calling it maps a float32 array (batch, d) to the output as a numpy array.
+    Calling it maps a float32 array (batch, d) to the output as a numpy array:
+    `serving(x)`, or `serving(**{serving.input_name: x})` with the signature's
+    input name (e.g. `serving(pixels=x)` for a classifier whose signature maps
+    `pixels` to `logits`).
 
     Attributes:
         path: the export directory.
@@ -290,7 +296,16 @@ class ServingModel:
     output_shape: tuple
     metadata: dict
 
-    def __call__(self, inputs):
+    def __call__(self, inputs=None, /, **named):
+        if named or inputs is None:
+            received = ", ".join(sorted(named)) or "nothing"
+            if inputs is not None or list(named) != [self.input_name]:
+                raise InputError(
+                    f"{self.path!r} serves one input named {self.input_name!r} ({self.input_name} → "
+                    f"{self.output_name}). Received: {'inputs and ' if inputs is not None else ''}{received}. "
+                    f"Expected: serving(x) or serving({self.input_name}=x)"
+                )
+            inputs = named[self.input_name]
         x = np.asarray(inputs, dtype=np.float32)
         width = self.input_shape[-1]
         if x.ndim != 2 or (width is not None and x.shape[1] != width):
@@ -435,8 +450,7 @@ def _input_dim(model):
 
 
 def _check_input_dim(model, input_dim):
-    if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) or input_dim < 1:
-        raise ValueError(f"input_dim must be an integer ≥ 1. Received: input_dim={input_dim!r}")
+    input_dim = check_integer("input_dim", input_dim, 1)
     try:
         recorded = _input_dim(model)
     except ValueError:
@@ -520,19 +534,9 @@ def _merge_metadata(record, extra):
     return {**record, **{k: v for k, v in extra.items() if k not in record}}
 
 
-def _json_default(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if tf.is_tensor(value):
-        return np.asarray(value).tolist()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
-
-
 def _to_json(value):
     try:
-        return json.dumps(value, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+        return json.dumps(value, indent=2, sort_keys=False, default=json_default, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ValueError(f"metadata must be JSON-serialisable with finite numbers: {error}") from error
 

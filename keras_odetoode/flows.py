@@ -19,6 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_odetoode import integrators, manifolds
+from keras_odetoode.checks import check_choice
+from keras_odetoode.params import ParamsMixin
 
 #: every this many steps of a flow on O(d), one `manifolds.polar_correction`
 #: cancels the float32 round-off of the product W_0 E_1 ⋯ E_i (the drift would
@@ -31,7 +33,7 @@ POLAR_CORRECTION_INTERVAL = 10
 POLAR_CORRECTION_RADIUS = 0.1
 
 
-class AbstractParameterFlow(keras.layers.Layer):
+class AbstractParameterFlow(ParamsMixin, keras.layers.Layer):
     """Base class: `build(dim)` creates ψ, `trajectory(...)` returns (..., N+1, d, d).
 
     Subclasses create their weights with `self._add(name, shape, ...)` so that
@@ -48,18 +50,6 @@ class AbstractParameterFlow(keras.layers.Layer):
 
     def _initializer_seed(self, offset):
         return None if self.seed is None else self.seed + offset
-
-    def _add(self, name, shape, initializer, constraint=None):
-        weight = self.add_weight(
-            name=name, shape=shape, initializer=initializer, constraint=constraint
-        )
-        setattr(self, name, weight)
-        self._param_names.append(name)
-        return weight
-
-    def param_dict(self):
-        """The flow's weights ψ by name."""
-        return {name: getattr(self, name) for name in self._param_names}
 
     def trajectory(self, num_steps, step_size, params=None):
         """W(t_i) for t_i = i·h, i = 0…N, stacked on axis -3: shape (..., N+1, d, d).
@@ -408,9 +398,7 @@ class GatedFlow(AbstractOrthogonalFlow):
 
 
 def check_gate_inputs(gate_inputs):
-    if not isinstance(gate_inputs, str) or gate_inputs not in GATE_INPUTS:
-        raise ValueError(f"Unknown gate_inputs. Expected one of {GATE_INPUTS}. Received: gate_inputs={gate_inputs!r}")
-    return gate_inputs
+    return check_choice("gate_inputs", gate_inputs, GATE_INPUTS)
 
 
 @keras.saving.register_keras_serializable(package="keras_odetoode")

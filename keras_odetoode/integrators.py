@@ -16,6 +16,7 @@ import abc
 import tensorflow as tf
 
 from keras_odetoode import manifolds
+from keras_odetoode.checks import check_choice
 
 INTEGRATORS = ("lie_euler", "rkmk4")
 
@@ -76,8 +77,4 @@ _REGISTRY = {cls.name: cls for cls in (LieEuler, RKMK4)}
 
 def get(name, retraction="expm"):
     """The integrator called `name` ("lie_euler" or "rkmk4") with `retraction`."""
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(
-            f"Unknown integrator. Expected one of {INTEGRATORS}. Received: integrator={name!r}"
-        )
-    return _REGISTRY[name](retraction)
+    return _REGISTRY[check_choice("integrator", name, INTEGRATORS)](retraction)

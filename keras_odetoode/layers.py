@@ -11,7 +11,6 @@ have the same two-level API:
 """
 
 import math
-import numbers
 
 import keras
 import numpy as np
@@ -20,6 +19,9 @@ import tensorflow_probability as tfp
 
 from keras_odetoode import flows as flows_lib
 from keras_odetoode import manifolds
+from keras_odetoode.checks import check_choice as _check_choice
+from keras_odetoode.checks import check_real as _check_real
+from keras_odetoode.params import ParamsMixin
 
 SOLVERS = ("euler", "rk4")
 
@@ -46,17 +48,6 @@ def _auto_name(prefix):
     """Keras-style unique default name ("odetoode", "odetoode_1", ...)."""
     uid = keras.backend.get_uid(prefix)
     return prefix if uid == 1 else f"{prefix}_{uid - 1}"
-
-
-def _check_real(argument, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{argument} must be a real number. Received: {argument}={value!r}")
-
-
-def _check_choice(argument, value, allowed):
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"Unknown {argument}. Expected one of {tuple(allowed)}. Received: {argument}={value!r}")
-    return value
 
 
 def rk4_step(x, h, field_start, field_mid, field_end):
@@ -86,18 +77,8 @@ def num_steps_of(step_size, horizon):
     return steps
 
 
-class _ParamsMixin:
-    """`param_dict()` over the weights the layer registers with `_add`."""
-
-    def _add(self, name, shape, initializer, constraint=None):
-        weight = self.add_weight(name=name, shape=shape, initializer=initializer, constraint=constraint)
-        setattr(self, name, weight)
-        self._param_names = getattr(self, "_param_names", []) + [name]
-        return weight
-
-    def param_dict(self):
-        """The layer's weights by name (sub-layer weights as "flow.<name>")."""
-        return {name: getattr(self, name) for name in getattr(self, "_param_names", [])}
+class _ParamsMixin(ParamsMixin):
+    """`param_dict()` over the weights the layer registers with `_add`; `call` is `forward` with them."""
 
     def call(self, inputs):
         return self.forward(self.param_dict(), inputs)

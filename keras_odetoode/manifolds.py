@@ -11,11 +11,13 @@ for the Riemannian optimizers.
 
 import functools
 import math
-import numbers
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_odetoode.checks import check_choice
+from keras_odetoode.checks import check_integer  # noqa: F401  (`manifolds.check_integer`, used by flows and layers)
 
 #: Maps Skew(d) → SO(d) for the flows and the Riemannian steps: "expm", the exact
 #: exponential of this module (matrix products only); "cayley"; and "tf.linalg.expm",
@@ -52,20 +54,8 @@ def is_tall(shape):
     return shape[-2] >= shape[-1]
 
 
-def check_integer(argument, value, minimum):
-    """`int(value)` if it is an integer (not a bool) ≥ minimum, else a ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{argument} must be an integer ≥ {minimum}. Received: {argument}={value!r}")
-    return int(value)
-
-
 def check_retraction(retraction):
-    if not isinstance(retraction, str) or retraction not in RETRACTIONS:
-        raise ValueError(
-            f"Unknown retraction. Expected one of {RETRACTIONS}. "
-            f"Received: retraction={retraction!r}"
-        )
-    return retraction
+    return check_choice("retraction", retraction, RETRACTIONS)
 
 
 def cayley(a):

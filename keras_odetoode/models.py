@@ -46,7 +46,8 @@ import re
 
 import keras
 
-from keras_odetoode import flows, layers, manifolds
+from keras_odetoode import flows, layers
+from keras_odetoode.checks import check_integer, check_range
 from keras_odetoode.optimizers import RiemannianAdam
 
 INPUT_DIM = 784
@@ -184,16 +185,6 @@ def display_name(name):
     return display if k is None else f"{display}-{k}"
 
 
-def _check_number(argument, value, minimum, maximum=None, include_maximum=True):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= minimum
-    if ok and maximum is not None:
-        ok = value <= maximum if include_maximum else value < maximum
-    if not ok:
-        upper = "" if maximum is None else (f" and ≤ {maximum}" if include_maximum else f" and < {maximum}")
-        raise ValueError(f"{argument} must be a number ≥ {minimum}{upper}. Received: {argument}={value!r}")
-    return value
-
-
 def build_classifier(
     name, width=128, k=None, dropout=0.0, step_size=0.01, seed=None, projection="dense", gate_inputs=None
 ):
@@ -234,19 +225,19 @@ def build_classifier(
     if k is not None:
         if meta.k_meaning is None:
             raise ValueError(f"{meta.display} takes no k. Received: name={name!r}, k={k!r}. Expected: k=None")
-        manifolds.check_integer("k", k, meta.k_minimum)
+        check_integer("k", k, meta.k_minimum)
         if "-" in name and suffix_k != k:
             raise ValueError(
                 f"k contradicts the model name. Received: name={name!r}, k={k!r}. "
                 "Expected: k=None or equal to the name's suffix"
             )
         suffix_k = int(k)
-    width = manifolds.check_integer("width", width, 1)
-    _check_number("dropout", dropout, 0.0, 1.0, include_maximum=False)
+    width = check_integer("width", width, 1)
+    check_range("dropout", dropout, 0.0, 1.0, include_maximum=False)
     if projection not in PROJECTIONS:
         raise ValueError(f"Unknown projection. Received: projection={projection!r}. Expected one of: {PROJECTIONS}")
     if seed is not None:
-        seed = manifolds.check_integer("seed", seed, 0)
+        seed = check_integer("seed", seed, 0)
     block_options = {}
     if gate_inputs is not None:
         if family != "odetoode":
@@ -288,7 +279,7 @@ def compile_classifier(model, learning_rate=1e-3):
     Returns:
         `model`, compiled (metric "accuracy" = sparse categorical accuracy).
     """
-    _check_number("learning_rate", learning_rate, 0.0)
+    check_range("learning_rate", learning_rate, 0.0)
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0. Received: learning_rate={learning_rate!r}")
     model.compile(

@@ -40,6 +40,28 @@ def folder_size(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
+def signature_of(entry):
+    """The export's serving signature as the card names it: key, input and output names and shapes."""
+    with open(os.path.join(entry, "metadata.json")) as f:
+        metadata = json.load(f)
+    (inp,), (out,) = metadata["inputs"], metadata["outputs"]
+    return {
+        "key": metadata["signature"],
+        "input": {"name": inp["name"], "shape": inp["shape"], "dtype": inp["dtype"]},
+        "output": {"name": out["name"], "shape": out["shape"], "dtype": out["dtype"]},
+    }
+
+
+def signature_text(signature):
+    """`serving_default`: `pixels` (None, 784) float32 → `logits` (None, 10) float32."""
+
+    def tensor(t):
+        shape = ", ".join("None" if s is None else str(s) for s in t["shape"])
+        return f"`{t['name']}` ({shape}) {t['dtype']}"
+
+    return f"`{signature['key']}`: {tensor(signature['input'])} → {tensor(signature['output'])}"
+
+
 def write_card(entry, card):
     with open(os.path.join(entry, "card.json"), "w") as f:
         json.dump(card, f, indent=2)
@@ -53,6 +75,7 @@ def write_card(entry, card):
         "|---|---|",
         f"| task | {card['task']} |",
         f"| model | {card['model']} |",
+        f"| signature | {signature_text(card['signature'])} |",
         f"| score | **{score['mean']:.2f} ± {score['std']:.2f}** {score['metric']} ({score['how']}) |",
         f"| trainable parameters | {card['parameters']:,} |",
         f"| size on disk | {card['size_bytes'] / 1e6:.2f} MB |",
@@ -83,7 +106,9 @@ def write_card(entry, card):
         f"outputs = model(inputs)  # {card['io']}",
         "```",
         "",
-        "Plain TensorFlow works too: `tf.saved_model.load(path).signatures[\"serving_default\"]`.",
+        "Plain TensorFlow works too: "
+        f"`tf.saved_model.load(path).signatures[\"{card['signature']['key']}\"]"
+        f"({card['signature']['input']['name']}=x)[\"{card['signature']['output']['name']}\"]`.",
         "",
     ]
     with open(os.path.join(entry, "README.md"), "w") as f:
@@ -176,6 +201,7 @@ def make_policy(args):
         "score_command": f"keras-odetoode evaluate saved_models/{args.name} --episodes {args.episodes} --seed {args.seed}",
         "io": "observations (batch, obs_dim) float32 → actions (batch, act_dim), clip to the action space",
     }
+    card["signature"] = signature_of(entry)
     card["probe"] = policy_probe(entry, env_id)
     card["size_bytes"] = folder_size(entry)
     write_card(entry, card)
@@ -229,6 +255,7 @@ def make_classifier(args):
         "score_command": "python -m pytest tests/test_saved_models.py",
         "io": "pixels (batch, 784) float32 in [0, 1] → logits (batch, 10)",
     }
+    card["signature"] = signature_of(entry)
     card["size_bytes"] = folder_size(entry)
     write_card(entry, card)
     print(json.dumps(card["score"], indent=1))

@@ -1,13 +1,20 @@
 """The `keras-odetoode` script: bad input in one line (exit 2), everything else unchanged."""
 
+import argparse
+import csv
 import importlib.metadata
+import json
 import os
+import shlex
+import subprocess
 import sys
+
+os.environ.setdefault("MUJOCO_GL", "disable")
 
 import pytest
 
 from keras_odetoode import cli
-from keras_odetoode.es import checkpoint
+from keras_odetoode.es import backends, checkpoint, runs
 
 
 def test_the_script_is_run():
@@ -20,7 +27,7 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, monkeypatch):
     assert cli.run(["evaluate", str(tmp_path / "absent")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"keras-odetoode: error: No such directory: '{tmp_path / 'absent'}'")
-    assert "Traceback" not in err and cli.TRACEBACK_VARIABLE in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
     # the same call through `main` raises, for programs and tests
     with pytest.raises(ValueError, match="No such directory"):
         cli.main(["evaluate", str(tmp_path / "absent")])
@@ -95,3 +102,178 @@ def test_dm_control_task_without_shimmy_says_what_to_install(capsys, monkeypatch
         "keras-odetoode: error: 'dm_control/swimmer-swimmer15-v0' is a DeepMind Control task, which needs shimmy: "
         'pip install "shimmy[dm-control]"'
     ]
+
+
+# Every command, through the console script's function: bad input is exactly one line, exit status 2.
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["es", "--env", "Swimmer-v5", "--perturbations", "-5", "--iterations", "1"],
+         "num_perturbations must be an integer ≥ 2. Received: num_perturbations=-5"),
+        (["es", "--env", "Swimmer-v5", "--perturbations", "many"],
+         "argument --perturbations: invalid int value: 'many' (see `keras-odetoode es --help`)"),
+        (["evaluate", "{tmp}/absent"], "No such directory: '{tmp}/absent'"),
+        (["export", "{tmp}", "{tmp}/out", "--result", "accuracy"],
+         "--result must be NAME=NUMBER, e.g. accuracy=0.97. Received: 'accuracy'"),
+        (["make-mnistc", "--mnist", "{tmp}/absent.npz", "--out", "{tmp}/out"],
+         "MNIST file not found. Received: --mnist {tmp}/absent.npz"),
+        (["mnistc", "--epochs", "0", "--source", "local", "--data-dir", "{tmp}", "--out", "{tmp}/out"],
+         "epochs must be an integer ≥ 1. Received: epochs=0"),
+        (["no-such-command"], "argument COMMAND: invalid choice: 'no-such-command'"),
+    ],
+    ids=["es", "es-usage", "evaluate", "export", "make-mnistc", "mnistc", "command"],
+)
+def test_every_command_reports_bad_input_in_one_line(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    argv = [arg.format(tmp=tmp_path) for arg in argv]
+    assert cli.run(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err  # no banner before it, no usage, no hint after it
+    assert lines[0].startswith("keras-odetoode: error: " + message.format(tmp=tmp_path))
+    assert captured.out == ""
+    assert not (tmp_path / "out").exists()  # a failed command leaves no output folder behind
+
+
+def _without_tf_log_level():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
+    return env
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("command", [["-m", "keras_odetoode.cli"], ["script"]], ids=["module", "script"])
+def test_bad_input_in_a_real_process_is_one_line_and_nothing_from_tensorflow(command, tmp_path):
+    """The command as users run it: no TF_CPP_MIN_LOG_LEVEL of theirs, TensorFlow's import lines hidden."""
+    if command == ["script"]:
+        script = os.path.join(os.path.dirname(sys.executable), "keras-odetoode")
+        if not os.path.isfile(script):
+            pytest.skip("no keras-odetoode script beside sys.executable")
+        command = [script]
+    else:
+        command = [sys.executable, *command]
+    argv = ["make-mnistc", "--mnist", str(tmp_path / "absent.npz"), "--out", str(tmp_path / "out")]
+    done = subprocess.run(command + argv, capture_output=True, text=True, env=_without_tf_log_level(), timeout=300)
+    assert done.returncode == 2
+    assert done.stderr == f"keras-odetoode: error: MNIST file not found. Received: --mnist {tmp_path}/absent.npz\n"
+    assert done.stdout == ""
+
+
+ES_TINY = ["es", "--env", "Swimmer-v5", "--policy", "odetoode", "--iterations", "1", "--perturbations", "4",
+           "--episode-length", "20"]
+
+
+def test_an_es_run_prints_no_tensorflow_lines_unless_asked(tmp_path):
+    env = _without_tf_log_level()
+    quiet = subprocess.run([sys.executable, "-m", "keras_odetoode.cli", *ES_TINY, "--logdir", str(tmp_path / "a"),
+                            "--no-progress"], capture_output=True, text=True, env=env, timeout=600)
+    assert quiet.returncode == 0, quiet.stderr
+    lines = quiet.stderr.splitlines()
+    assert len(lines) == 2, quiet.stderr  # the banner and the result
+    assert lines[0].startswith("ES on Swimmer-v5: policy odetoode (944 parameters)")
+    assert lines[1].startswith("Best centre reward") and lines[1].endswith(f"policy exported to {tmp_path}/a/policy")
+    verbose = subprocess.run([sys.executable, "-m", "keras_odetoode.cli", *ES_TINY, "--logdir", str(tmp_path / "b"),
+                              "--no-progress", "--verbose"], capture_output=True, text=True, env=env, timeout=600)
+    assert verbose.returncode == 0, verbose.stderr
+    assert len(verbose.stderr.splitlines()) > 2 and "I0000" in verbose.stderr  # TensorFlow's own lines
+
+
+def _es_parser():
+    parser = cli.build_parser()
+    [subparsers] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return subparsers.choices["es"]
+
+
+def test_every_es_flag_has_help_and_its_default_once():
+    parser = _es_parser()
+    assert parser.formatter_class is argparse.ArgumentDefaultsHelpFormatter  # the one mechanism for defaults
+    formatter = parser.formatter_class(parser.prog)
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        assert action.help, f"{action.option_strings} has no help"
+        assert "default" not in action.help.lower(), f"{action.option_strings} states its default itself"
+        assert formatter._get_help_string(action).count("%(default)s") == 1, action.option_strings
+    flat = " ".join(parser.format_help().split())
+    for flag, default in (("--iterations", "100"), ("--sigma", "0.1"), ("--lr", "0.01"), ("--seed", "0"),
+                          ("--policy", "odetoode"), ("--optimizer", "sgd"), ("--episode-length", "1000")):
+        [action] = [a for a in parser._actions if flag in a.option_strings]
+        assert f"{' '.join(action.help.split())} (default: {default})" in flat, flag
+    assert "ES iterations in total; with --resume, counting the iterations already done" in flat
+
+
+class InterruptingBackend(backends.InProcessBackend):
+    """Raises KeyboardInterrupt (Ctrl-C) in its `interrupt_at`-th evaluation."""
+
+    def __init__(self, *args, interrupt_at, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls, self.interrupt_at = 0, interrupt_at
+
+    def evaluate(self, *args):
+        self.calls += 1
+        if self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
+        return super().evaluate(*args)
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_es_resume_ctrl_c_and_the_best_iteration(tmp_path, capsys, monkeypatch):
+    logdir = str(tmp_path / "run")
+    argv = ES_TINY[:-6] + ["--perturbations", "4", "--episode-length", "20", "--logdir", logdir, "--no-progress"]
+
+    # Ctrl-C in the 3rd iteration: checkpoint of iteration 2 saved, best policy so far exported.
+    def interrupting(name, env_fn, policy_fn, **kwargs):
+        return InterruptingBackend(env_fn, policy_fn, interrupt_at=3)
+
+    monkeypatch.setattr(runs.backends, "make_backend", interrupting)
+    assert cli.run(argv + ["--iterations", "5"]) == 130
+    err = capsys.readouterr().err
+    assert f"Interrupted: saved {logdir}/checkpoints/ckpt-000002.npz (iteration 2)" in err
+    assert f"exported to {logdir}/policy." in err
+    with open(os.path.join(logdir, "policy", "metadata.json")) as f:
+        interrupted = json.load(f)
+    assert interrupted["iterations"] == 2
+    monkeypatch.undo()
+
+    # --resume says where it resumes from, in the banner, after the arguments are checked.
+    assert cli.run(argv + ["--iterations", "4", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert f"resuming from {logdir}/checkpoints/ckpt-000002.npz (iteration 2 of 4 done)" in err.splitlines()[0]
+
+    # metadata.json's best iteration is the progress.csv row with the best centre reward.
+    with open(os.path.join(logdir, "policy", "metadata.json")) as f:
+        metadata = json.load(f)
+    rows = _read_csv(os.path.join(logdir, "progress.csv"))
+    assert [int(row["iteration"]) for row in rows] == [1, 2, 3, 4]
+    best_row = max(rows, key=lambda row: float(row["reward_centre"]))
+    assert metadata["best_iteration"] == int(best_row["iteration"])
+    assert metadata["reward"] == pytest.approx(float(best_row["reward_centre"]))
+    assert float(rows[-1]["best_reward"]) == pytest.approx(metadata["reward"])
+    assert f"at iteration {metadata['best_iteration']} of 4" in err
+
+    # ... and it keeps the original command and the resume's.
+    first = shlex.join(["keras-odetoode", *argv, "--iterations", "5"])
+    assert metadata["command"] == first and metadata["training_command"] == first
+    assert metadata["commands"] == [first, shlex.join(["keras-odetoode", *argv, "--iterations", "4", "--resume"])]
+
+
+def test_evaluate_on_a_classifier_says_it_is_a_classifier(capsys, monkeypatch):
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    path = os.path.join(ROOT, "saved_models", "mnist_odetoode1")
+    assert cli.run(["evaluate", path]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (
+        f"keras-odetoode: error: {path!r} is a classifier, not an ES policy: its serving_default signature maps "
+        "pixels (None, 784) to logits (None, 10) and its metadata names no environment. `keras-odetoode evaluate` "
+        "scores ES policies on an environment; call this model with keras_odetoode.export.load_serving(path)."
+    )
+    # With an environment given too, it is named as a classifier rather than as a policy of other sizes.
+    assert cli.run(["evaluate", path, "--env", "Swimmer-v5", "--episodes", "1"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"keras-odetoode: error: {path!r} is a classifier, not an ES policy")

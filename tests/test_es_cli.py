@@ -1,6 +1,5 @@
 """ES end to end: CLI runs with export and evaluate, resume, Ctrl-C, corrupted checkpoints, NaN."""
 
-import dataclasses
 import functools
 import json
 import os
@@ -15,7 +14,7 @@ from keras_odetoode import cli
 from keras_odetoode.es import backends, checkpoint, envs, policies, rollouts, trainer
 from keras_odetoode.es import strategy as es
 from keras_odetoode.es.normalization import ObsStats
-from test_cli import error_lines
+from test_cli import InterruptingBackend, error_lines
 
 
 def run_cli(argv):
@@ -86,26 +85,13 @@ def test_dm_control_es_end_to_end(tmp_path, capsys):
 
     # On the episode that scored the best centre during training, it scores the same.
     best = checkpoint.load_latest(os.path.join(logdir, "checkpoints")).best
-    seed = int(rollouts.episode_seeds(0, best["iteration"], [4])[0])  # the centre is member k = 4
+    # Iteration i (counted from 1, as progress.csv) evaluated the centre after i - 1 updates; it is member k = 4.
+    seed = int(rollouts.episode_seeds(0, best["iteration"] - 1, [4])[0])
     returns = evaluation.evaluate_policy(export, episodes=1, seed=seed)
     np.testing.assert_allclose(returns, [best["reward"]], rtol=1e-4)
     capsys.readouterr()
     assert run_cli(["evaluate", export, "--env", env_id, "--episodes", "1", "--seed", str(seed)]) == 0
     assert capsys.readouterr().out.startswith(f"{env_id}: {returns[0]:.3f} ± 0.000 over 1 episodes")
-
-
-class InterruptingBackend(backends.InProcessBackend):
-    """Raises KeyboardInterrupt (Ctrl-C) in its `interrupt_at`-th evaluation."""
-
-    def __init__(self, *args, interrupt_at, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls, self.interrupt_at = 0, interrupt_at
-
-    def evaluate(self, *args):
-        self.calls += 1
-        if self.calls == self.interrupt_at:
-            raise KeyboardInterrupt
-        return super().evaluate(*args)
 
 
 policy_fn = functools.partial(policies.build_policy, "odetoode", 8, 2, hidden=4, seed=0)
@@ -304,14 +290,3 @@ def test_es_gate_inputs_of_the_state_need_the_gated_odetoode(policy, flow, tmp_p
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match=rf"Received: policy='{policy}', flow='{flow}', gate_inputs='state'"):
         policies.build_policy(policy, 8, 2, flow=flow, gate_inputs="state")
-
-
-def test_checkpoints_from_before_gate_inputs_resume_as_gates_of_the_time():
-    """Their policy_kwargs have no gate_inputs: their gated flows read the time."""
-    old = {**CONFIG.to_dict(), "policy_kwargs": {"hidden": 16, "flow": "gated", "num_gates": 1, "seed": 0}}
-    requested = dataclasses.replace(CONFIG, policy_kwargs={**old["policy_kwargs"], "gate_inputs": "time"})
-    trainer._check_resume(old, requested)
-    trainer._check_resume(old, dataclasses.replace(CONFIG, policy_kwargs=old["policy_kwargs"]))
-    state = dataclasses.replace(CONFIG, policy_kwargs={**old["policy_kwargs"], "gate_inputs": "state"})
-    with pytest.raises(ValueError, match=r"Mismatched.*'gate_inputs': 'time'.*'gate_inputs': 'state'"):
-        trainer._check_resume(old, state)

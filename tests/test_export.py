@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from keras_odetoode import __version__, cli, export, export_cli, layers
+from keras_odetoode import __version__, cli, export, export_sources, layers
 from keras_odetoode.es import checkpoint as checkpoint_lib
 from keras_odetoode.es import policies, rollouts
 from keras_odetoode.es.normalization import ObsStats
@@ -74,8 +74,12 @@ def _ops(graph_def):
 
 
 def _saved_model_cli():
-    binary = shutil.which("saved_model_cli")
-    return [binary] if binary else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    """The saved_model_cli of this Python's environment: beside `sys.executable`, activated or not.
+
+    Not `shutil.which`: without the venv activated, PATH finds another installation's (or none).
+    """
+    binary = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    return [binary] if os.path.isfile(binary) else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +283,7 @@ def test_cli_exports_a_keras_file(exported, tmp_path, capsys):
     assert serving.metadata["training_command"] == "python train.py"
     assert (serving.input_name, serving.output_name) == export.MODEL_TENSOR_NAMES == ("inputs", "outputs")
     # A run directory holding one .keras file resolves to it.
-    model, metadata, _, _ = export_cli.load_source(str(source.parent))
+    model, metadata, _, _ = export_sources.load_source(str(source.parent))
     assert metadata["source"]["path"] == str(source) and len(model.layers) == len(exported["model"].layers)
 
 

@@ -422,7 +422,7 @@ def test_make_mnistc_cli_keeps_an_existing_split(digits, tmp_path):
     test, test_labels = M.read_local_split(tmp_path / "o", "identity", "test")
     np.testing.assert_array_equal(test[..., 0], images[50:60])
     np.testing.assert_array_equal(test_labels, labels[50:60])
-    with pytest.raises(SystemExit, match="already has a train/test split"):
+    with pytest.raises(ValueError, match="already has a train/test split"):
         cli.main(argv + ["--num-test", "5"])
 
 
@@ -437,22 +437,22 @@ def test_make_mnistc_cli_keeps_an_existing_split(digits, tmp_path):
 def test_make_mnistc_cli_errors(tmp_path, extra, match):
     argv = ["make-mnistc", "--mnist", str(DIGITS_FILE), "--out", str(tmp_path)]
     argv += ["--no-progress"]
-    with pytest.raises(SystemExit, match=match):
+    with pytest.raises(ValueError, match=match):
         cli.main(argv + extra)
 
 
 def test_make_mnistc_cli_files_that_are_not_an_npz_archive(tmp_path, digits):
     single = tmp_path / "images.npy"
     np.save(single, digits[0])
-    with pytest.raises(SystemExit, match=rf"--mnist {single} is a single array. Expected: an \.npz archive"):
+    with pytest.raises(ValueError, match=rf"--mnist {single} is a single array. Expected: an \.npz archive"):
         cli.main(["make-mnistc", "--mnist", str(single), "--out", str(tmp_path / "o")])
     text = tmp_path / "mnist.npz"
     text.write_text("not numpy")
-    with pytest.raises(SystemExit, match=rf"Cannot read --mnist {text} \(ValueError"):
+    with pytest.raises(ValueError, match=rf"Cannot read --mnist {text} \(ValueError"):
         cli.main(["make-mnistc", "--mnist", str(text), "--out", str(tmp_path / "o")])
 
 
 def test_make_mnistc_cli_missing_file(tmp_path):
     missing = tmp_path / "nope.npz"
-    with pytest.raises(SystemExit, match=str(missing)):
+    with pytest.raises(FileNotFoundError, match=str(missing)):
         cli.main(["make-mnistc", "--mnist", str(missing), "--out", str(tmp_path)])

@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_odetoode import cli, layers, models, models_cli
+from keras_odetoode import cli, layers, mnistc_grid, models
+from keras_odetoode.cli import mnistc as mnistc_cli
 from keras_odetoode.data import make_mnist_c
 from keras_odetoode.optimizers import RiemannianAdam
 
@@ -281,7 +282,7 @@ def test_cli_writes_the_table_and_resumes(tiny_mnistc, tmp_path, monkeypatch, ca
     assert 100 * cell["test_accuracy"] == pytest.approx(values[1, 1], abs=0.006)
     assert (out / "runs" / "stripe" / "odetoode-1" / "last.weights.h5").is_file()
     assert not (out / "runs" / "stripe" / "odetoode-1" / "backup").exists()  # removed once the cell finished
-    if models_cli.tensorboard_available():
+    if mnistc_grid.tensorboard_available():
         assert list((out / "logs" / "stripe" / "odetoode-1" / "train").glob("events.out.tfevents.*"))
         assert list((out / "logs" / "stripe" / "odetoode-1" / "test").glob("events.out.tfevents.*"))
 
@@ -289,7 +290,7 @@ def test_cli_writes_the_table_and_resumes(tiny_mnistc, tmp_path, monkeypatch, ca
     def no_training(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")
 
-    monkeypatch.setattr(models_cli, "_train_cell", no_training)
+    monkeypatch.setattr(mnistc_grid, "_train_cell", no_training)
     capsys.readouterr()
     assert cli.main(_mnistc_args(tiny_mnistc, out, *each)) == 0
     assert capsys.readouterr().out.count("skipped") == 4
@@ -299,20 +300,24 @@ def test_cli_writes_the_table_and_resumes(tiny_mnistc, tmp_path, monkeypatch, ca
 
     # Other training settings in the same directory are refused before any training,
     # the protocol among them.
-    with pytest.raises(SystemExit, match=r"other training settings.*width=16 → 32"):
+    with pytest.raises(ValueError, match=r"other training settings.*width=16 → 32"):
         cli.main(_mnistc_args(tiny_mnistc, out, *each, "--width", "32"))
-    with pytest.raises(SystemExit, match=r"other training settings.*train_on='each' → 'identity'"):
+    with pytest.raises(ValueError, match=r"other training settings.*train_on='each' → 'identity'"):
         cli.main(_mnistc_args(tiny_mnistc, out))
-    with pytest.raises(SystemExit, match=r"other training settings.*gate_inputs='time' → 'state'"):
+    with pytest.raises(ValueError, match=r"other training settings.*gate_inputs='time' → 'state'"):
         cli.main(_mnistc_args(tiny_mnistc, out, *each, "--gate-inputs", "state"))
     other_data = tmp_path / "other"
-    with pytest.raises(SystemExit, match=rf"other training settings.*data_dir='{tiny_mnistc}' → '{other_data}'"):
+    with pytest.raises(ValueError, match=rf"other training settings.*data_dir='{tiny_mnistc}' → '{other_data}'"):
         cli.main(_mnistc_args(other_data, out, *each))
 
-    # A record from before --train-on existed (no "train_on" key) was made per corruption;
-    # one without "data_dir" is taken to be from the data given now, one without
-    # "gate_inputs" had ODEtoODE's gates read the time.
+    # A version-1 record without "train_on" was made per corruption, one without "gate_inputs"
+    # had ODEtoODE's gates read the time, and its cells have no "trained_on"; a record without
+    # "data_dir" is taken to be from the data given now.
+    assert record["version"] == mnistc_grid.RESULTS_VERSION == 2
+    record["version"] = 1
     del record["training"]["train_on"], record["training"]["data_dir"], record["training"]["gate_inputs"]
+    for cell in record["cells"].values():
+        del cell["trained_on"]
     (out / "results.json").write_text(json.dumps(record))
     assert cli.main(_mnistc_args(tiny_mnistc, out, *each)) == 0
     assert capsys.readouterr().out.count("skipped") == 4
@@ -448,7 +453,7 @@ def test_cli_stopped_while_evaluating_does_not_train_again(tiny_mnistc, tmp_path
     with pytest.raises(KeyboardInterrupt):
         cli.main(args)
     monkeypatch.undo()
-    trained = json.loads((out / "runs" / "identity" / "dense-1" / models_cli.TRAINED_FILE).read_text())
+    trained = json.loads((out / "runs" / "identity" / "dense-1" / mnistc_grid.TRAINED_FILE).read_text())
     assert trained["trained_on"] == "identity" and trained["epochs"] == 1
 
     def no_fit(*args, **kwargs):
@@ -479,15 +484,15 @@ def test_cli_trains_each_cell_in_its_own_process(tiny_mnistc, tmp_path):
 
 def test_presets_set_the_papers_grids():
     parser = cli.build_parser()
-    table1 = models_cli._resolve(parser.parse_args(["mnistc", "--preset", "table1", "--out", "x"]))
+    table1 = mnistc_cli.config_from_args(parser.parse_args(["mnistc", "--preset", "table1", "--out", "x"]))
     assert (table1["width"], table1["dropout"], table1["epochs"]) == (128, 0.0, 100)
     assert table1["models"] == [
         "dense-1", "dense-10", "node", "nanode-1", "nanode-10",
         "hypernet-1", "hypernet-10", "odetoode-1", "odetoode-10",
     ]  # fmt: skip
-    assert table1["corruptions"] == list(models_cli.PAPER_CORRUPTIONS) and len(table1["corruptions"]) == 11
+    assert table1["corruptions"] == list(mnistc_grid.PAPER_CORRUPTIONS) and len(table1["corruptions"]) == 11
     assert table1["train_on"] == "identity"
-    table2 = models_cli._resolve(
+    table2 = mnistc_cli.config_from_args(
         parser.parse_args(["mnistc", "--preset", "table2", "--epochs", "5", "--corruptions", "all", "--out", "x"])
     )
     assert (table2["width"], table2["dropout"], table2["epochs"]) == (256, 0.1, 5)
@@ -495,9 +500,9 @@ def test_presets_set_the_papers_grids():
     assert [m for m in table2["models"] if m.startswith("odetoode")] == ["odetoode-1", "odetoode-2", "odetoode-4"]
     # The paper's gated-ODEtoODE (gates of the state) in the presets; time gates by default; the flag wins.
     assert table1["gate_inputs"] == table2["gate_inputs"] == "state"
-    assert models_cli._resolve(parser.parse_args(["mnistc", "--out", "x"]))["gate_inputs"] == "time"
+    assert mnistc_cli.config_from_args(parser.parse_args(["mnistc", "--out", "x"]))["gate_inputs"] == "time"
     given = parser.parse_args(["mnistc", "--preset", "table1", "--gate-inputs", "time", "--out", "x"])
-    assert models_cli._resolve(given)["gate_inputs"] == "time"
+    assert mnistc_cli.config_from_args(given)["gate_inputs"] == "time"
 
 
 @pytest.mark.parametrize(
@@ -506,23 +511,26 @@ def test_presets_set_the_papers_grids():
         ("--corruptions", "identity,fgo", r"Unknown corruption. Received: fgo. Expected 'all', 'paper' or some of: id"),
         ("--models", "dense-1,resnet", r"Unknown model name. Received: name='resnet'"),
         ("--models", "dense-1,Dense-1", "listed twice"),
-        ("--epochs", "0", r"epochs must be a positive integer. Received: epochs=0"),
-        ("--dropout", "1.5", r"dropout must be in \[0, 1\). Received: dropout=1.5"),
+        ("--epochs", "0", r"epochs must be an integer ≥ 1. Received: epochs=0"),
+        ("--dropout", "1.5", r"dropout must be a number ≥ 0.0 and < 1.0. Received: dropout=1.5"),
         ("--train-on", "clean", r"Unknown training data. Received: train_on='clean'. Expected 'each' or one of: id"),
     ],
 )
 def test_cli_errors_say_what_was_received(flag, value, message, tmp_path):
     args = ["mnistc", "--source", "local", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"), flag, value]
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(ValueError, match=message):
         cli.main(args)
+    assert not (tmp_path / "o").exists()  # bad input leaves no empty output folder
 
 
 def test_cli_missing_data_fails_before_training(tmp_path):
-    with pytest.raises(SystemExit, match="MNIST-C file not found"):
+    with pytest.raises(FileNotFoundError, match="MNIST-C file not found"):
         cli.main(["mnistc", "--corruptions", "identity", "--source", "local", "--data-dir", str(tmp_path),
                   "--out", str(tmp_path / "o")])  # fmt: skip
-    with pytest.raises(SystemExit, match="--source local reads the MNIST-C layout from --data-dir"):
+    assert not (tmp_path / "o").exists()  # a failed mnistc leaves no empty output folder
+    with pytest.raises(ValueError, match="--source local reads the MNIST-C layout from --data-dir"):
         cli.main(["mnistc", "--source", "local", "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_download_flag_lets_tfds_download(tmp_path):
@@ -532,7 +540,7 @@ def test_cli_download_flag_lets_tfds_download(tmp_path):
     args = ["mnistc", "--corruptions", "identity", "--models", "dense-1", "--data-dir", str(tmp_path / "tfds"),
             "--out", str(tmp_path / "o")]  # fmt: skip
     with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", side_effect=AssertionError) as download:
-        with pytest.raises(SystemExit, match=r"mnist_corrupted/identity is not prepared in .*mnistc: --download"):
+        with pytest.raises(FileNotFoundError, match=r"mnist_corrupted/identity is not prepared in .*mnistc: --download"):
             cli.main(args)
     download.assert_not_called()
     failure = tfds.download.DownloadError("no route to zenodo.org")

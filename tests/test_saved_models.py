@@ -32,6 +32,39 @@ def test_the_zoo_has_the_promised_models_and_stays_small():
 
 
 @pytest.mark.parametrize("name", ENTRIES)
+def test_the_card_names_the_signature_the_export_serves(name):
+    card = _card(name)
+    with open(os.path.join(ZOO, name, "metadata.json")) as f:
+        metadata = json.load(f)
+    (inp,), (out,) = metadata["inputs"], metadata["outputs"]
+    assert card["signature"] == {
+        "key": "serving_default",
+        "input": {"name": inp["name"], "shape": inp["shape"], "dtype": "float32"},
+        "output": {"name": out["name"], "shape": out["shape"], "dtype": "float32"},
+    }
+    readme = open(os.path.join(ZOO, name, "README.md")).read()
+    assert f"| signature | `serving_default`: `{inp['name']}` " in readme
+    assert f'signatures["serving_default"]({inp["name"]}=x)["{out["name"]}"]' in readme
+
+
+def test_the_classifier_serves_pixels_to_logits_and_names_them_on_a_wrong_keyword():
+    path = os.path.join(ZOO, "mnist_odetoode1")
+    assert _card("mnist_odetoode1")["signature"]["input"]["name"] == "pixels"
+    serving = load_serving(path)
+    assert (serving.input_name, serving.output_name) == ("pixels", "logits")
+    x = np.zeros((2, 784), np.float32)
+    np.testing.assert_array_equal(serving(pixels=x), serving(x))
+    with pytest.raises(ValueError) as error:
+        serving(image=x)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message == (
+        f"{path!r} serves one input named 'pixels' (pixels → logits). Received: image. "
+        "Expected: serving(x) or serving(pixels=x)"
+    )
+
+
+@pytest.mark.parametrize("name", ENTRIES)
 def test_card_score_is_reproduced(name):
     card = _card(name)
     path = os.path.join(ZOO, name)

@@ -14,6 +14,7 @@ from keras_odetoode.data.mnist_corrupted import load_mnist_corrupted
 from keras_odetoode.data.mnist_corrupted import local_paths
 from keras_odetoode.data.mnist_corrupted import make_mnist_c
 from keras_odetoode.data.mnist_corrupted import read_local_split
+from keras_odetoode.data.mnist_corrupted import read_mnist_npz
 
 __all__ = [
     "CORRUPTIONS",
@@ -24,4 +25,5 @@ __all__ = [
     "local_paths",
     "make_mnist_c",
     "read_local_split",
+    "read_mnist_npz",
 ]

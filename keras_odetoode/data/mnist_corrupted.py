@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from keras_odetoode import __version__
 from keras_odetoode.atomic import write_atomic
+from keras_odetoode.checks import check_choice, check_integer
 from keras_odetoode.data import corruptions as corruptions_lib
 
 CORRUPTION_NAMES = corruptions_lib.CORRUPTION_NAMES
@@ -38,14 +39,6 @@ GENERATION_BLOCK = 10_000
 _TFDS_READ_BATCH = 10_000
 
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"Unknown {name}. Received: {name}={value!r}. "
-            f"Expected one of: {', '.join(choices)}"
-        )
-
-
 def local_paths(root, corruption, split):
     """Paths of the images and labels files of one split in the MNIST-C layout.
 
@@ -55,8 +48,8 @@ def local_paths(root, corruption, split):
     Returns:
         `(images_path, labels_path)`, `pathlib.Path`s (they may not exist).
     """
-    _check_choice("corruption", corruption, CORRUPTION_NAMES)
-    _check_choice("split", split, SPLITS)
+    check_choice("corruption", corruption, CORRUPTION_NAMES)
+    check_choice("split", split, SPLITS)
     root = pathlib.Path(root).expanduser()
     if not (root / corruption).is_dir() and (root / "mnist_c" / corruption).is_dir():
         root = root / "mnist_c"
@@ -330,17 +323,10 @@ def load_mnist_corrupted(
     ...     "shot_noise", "train", source="local", data_dir="~/data/mnist_c")
     >>> images, labels = next(iter(train))   # (128, 784) float32, (128,) int64
     """
-    _check_choice("corruption", corruption, CORRUPTION_NAMES)
-    _check_choice("split", split, SPLITS)
-    _check_choice("source", source, SOURCES)
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"Received: batch_size={batch_size!r}. Expected: a positive int"
-        )
+    check_choice("corruption", corruption, CORRUPTION_NAMES)
+    check_choice("split", split, SPLITS)
+    check_choice("source", source, SOURCES)
+    batch_size = check_integer("batch_size", batch_size, 1)
     if shuffle is None:
         shuffle = split == "train"
     if source == "tfds":
@@ -446,3 +432,63 @@ def make_mnist_c(train, test, out_dir, corruptions=None, seed=0, progress=True):
     text = json.dumps(info, indent=2, sort_keys=True) + "\n"
     write_atomic(record, lambda file: file.write(text.encode()))
     return out_dir
+
+
+#: The part of an unsplit MNIST file that `read_mnist_npz` makes the test split.
+DEFAULT_TEST_FRACTION = 0.2
+
+
+def read_mnist_npz(path, *, test_fraction=None, num_test=None, seed=0):
+    """Train and test arrays from an MNIST npz file.
+
+    Accepts `x_train`, `y_train`, `x_test`, `y_test` (split kept as is), or
+    `images` and `labels`, split here: a random subset of `num_test` images
+    (or `round(test_fraction * n)`, default fraction 0.2), drawn with `seed`,
+    becomes the test split and keeps its order; the rest is the train split.
+
+    Returns:
+        `((train_images, train_labels), (test_images, test_labels))`.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: unknown keys, a split option for an already split file,
+            or a split that leaves either side empty.
+    """
+    path = pathlib.Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"MNIST file not found. Received: --mnist {path}")
+    with load_numpy(path, np.lib.npyio.NpzFile, "--mnist") as arrays:
+        keys = set(arrays.files)
+        if {"x_train", "y_train", "x_test", "y_test"} <= keys:
+            if test_fraction is not None or num_test is not None:
+                raise ValueError(
+                    f"{path} already has a train/test split (x_train, x_test). "
+                    f"Received: test_fraction={test_fraction}, num_test={num_test}. "
+                    "Expected: no split option"
+                )
+            return (
+                (arrays["x_train"], arrays["y_train"]),
+                (arrays["x_test"], arrays["y_test"]),
+            )
+        if not {"images", "labels"} <= keys:
+            raise ValueError(
+                f"Unknown MNIST npz layout in {path}. Received: keys={sorted(keys)}. "
+                "Expected: images and labels, or x_train, y_train, x_test and y_test"
+            )
+        images, labels = arrays["images"], arrays["labels"]
+    n = len(images)
+    if num_test is None:
+        fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(
+                f"Received: test_fraction={fraction}. Expected: a number in (0, 1)"
+            )
+        num_test = int(round(fraction * n))
+    if not 0 < num_test < n:
+        raise ValueError(
+            f"The split must leave images on both sides. Received: num_test={num_test} "
+            f"of {n} images. Expected: 0 < num_test < {n}"
+        )
+    test = np.zeros(n, bool)
+    test[np.random.default_rng(seed).choice(n, size=num_test, replace=False)] = True
+    return (images[~test], labels[~test]), (images[test], labels[test])

@@ -17,7 +17,7 @@ from keras_odetoode.es.checkpoint import Checkpoint, CheckpointError
 from keras_odetoode.es.envs import EnvInfo, check_env_id, env_factory, env_info, make_env
 from keras_odetoode.es.evaluation import evaluate_policy
 from keras_odetoode.es.normalization import ObsStats
-from keras_odetoode.es.policies import POLICIES, build_policy, count_params, matched_hidden
+from keras_odetoode.es.policies import POLICIES, build_policy, count_params, matched_hidden, serving_policy
 from keras_odetoode.es.rollouts import PopulationPolicy, RolloutResult, RolloutWorker, episode_seeds
 from keras_odetoode.es.strategy import (
     FITNESS_SHAPINGS,
@@ -40,6 +40,6 @@ __all__ = [
     "ProcessBackend", "RayBackend", "RiemannianES", "RolloutResult", "RolloutWorker", "build_policy",
     "centered_ranks", "check_env_id", "count_params", "env_factory", "env_info", "episode_seeds",
     "es_iteration", "evaluate_policy", "export_policy", "get_fitness_shaping", "make_backend", "make_env", "matched_hidden",
-    "plot_learning_curve", "raw_fitness", "register_fitness_shaping", "sanitize_fitness",
+    "plot_learning_curve", "raw_fitness", "register_fitness_shaping", "sanitize_fitness", "serving_policy",
     "specs_from_variables", "split_population", "train", "z_score",
 ]

@@ -20,6 +20,7 @@ import traceback
 
 import numpy as np
 
+from keras_odetoode.checks import check_integer
 from keras_odetoode.es.envs import MissingDependencyError
 from keras_odetoode.es.rollouts import RolloutResult, RolloutWorker
 
@@ -188,8 +189,7 @@ class ProcessBackend(AbstractBackend):
     """
 
     def __init__(self, env_fn, policy_fn, workers=2, jit_compile=True, max_restarts=3):
-        if not isinstance(workers, (int, np.integer)) or workers < 1:
-            raise ValueError(f"workers must be an integer ≥ 1. Received: workers={workers!r}")
+        check_integer("workers", workers, 1)
         self._args = (env_fn, policy_fn, jit_compile)
         self._context = multiprocessing.get_context("spawn")  # fork is unsafe after TF starts threads
         self.max_restarts = int(max_restarts)
@@ -305,8 +305,7 @@ class RayBackend(AbstractBackend):
             raise MissingDependencyError(
                 'The ray backend needs Ray, which cannot be imported: pip install "keras_odetoode[ray]"'
             ) from error
-        if not isinstance(workers, (int, np.integer)) or workers < 1:
-            raise ValueError(f"workers must be an integer ≥ 1. Received: workers={workers!r}")
+        check_integer("workers", workers, 1)
         self._ray = ray
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:

@@ -16,16 +16,20 @@ import re
 
 import numpy as np
 
+from keras_odetoode import records
 from keras_odetoode.atomic import write_atomic
-
+from keras_odetoode.errors import InputError
 from keras_odetoode.es.normalization import ObsStats
 from keras_odetoode.es.strategy import ESState
 
-FORMAT_VERSION = 1
+#: Format version of the checkpoint header ("format_version"). Version 1 counted the
+#: best iteration from 0, recorded no commands, and may lack policy_kwargs' gate_inputs
+#: (its gated flows read the time); `upgrade_header` reads it as version 2.
+FORMAT_VERSION = 2
 _PATTERN = re.compile(r"^ckpt-(\d+)\.npz$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be read, with what to do about it."""
 
 
@@ -38,8 +42,12 @@ class Checkpoint:
         obs_stats: the observation normalization statistics (`ObsStats`).
         best: {"reward", "iteration", "params", "obs_mean", "obs_variance"} of the
             best evaluated centre so far (reward -inf and params None before any).
+            "iteration" is the ES iteration, counted from 1 as in progress.csv,
+            that evaluated it: the centre after iteration − 1 updates.
         history: one dict of logged scalars per iteration.
         config: the run's configuration (JSON-serialisable).
+        commands: the command lines that trained the run, the first one and
+            each resume's in order (None for one that was not recorded).
     """
 
     state: ESState
@@ -47,6 +55,7 @@ class Checkpoint:
     best: dict
     history: list
     config: dict
+    commands: list = dataclasses.field(default_factory=list)
 
 
 def _key(prefix, name):
@@ -77,6 +86,7 @@ def _to_arrays(checkpoint):
         "history": checkpoint.history,
         "config": checkpoint.config,
         "param_names": list(state.params),
+        "commands": list(checkpoint.commands),
     }
     arrays["header"] = np.array(json.dumps(header))
     return arrays
@@ -87,13 +97,29 @@ def _group(arrays, prefix):
     return {k[len(start):]: arrays[k] for k in arrays if k.startswith(start)}
 
 
+def _header_1_to_2(header):
+    best_iteration = header.get("best_iteration")
+    config = dict(header["config"])
+    if "policy_kwargs" in config:
+        config["policy_kwargs"] = {"gate_inputs": "time", **config["policy_kwargs"]}
+    return {
+        **header,
+        "best_iteration": None if best_iteration is None else best_iteration + 1,
+        "config": config,
+        "commands": [None],
+    }
+
+
+def upgrade_header(header):
+    """A checkpoint header in the current format (`FORMAT_VERSION`), whatever its version."""
+    try:
+        return records.upgrade(header, "checkpoint", {1: _header_1_to_2}, FORMAT_VERSION)
+    except InputError as error:
+        raise CheckpointError(str(error)) from None
+
+
 def _from_arrays(arrays):
-    header = json.loads(str(arrays["header"]))
-    if header.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"Unsupported checkpoint format. Expected version {FORMAT_VERSION}. "
-            f"Received: {header.get('format_version')!r}"
-        )
+    header = upgrade_header(json.loads(str(arrays["header"])))
     order = header["param_names"]
     ordered = lambda group: {name: group[name] for name in order if name in group}  # noqa: E731
     state = ESState(
@@ -112,7 +138,7 @@ def _from_arrays(arrays):
         "obs_mean": arrays.get("best_obs:mean"),
         "obs_variance": arrays.get("best_obs:variance"),
     }
-    return Checkpoint(state, obs_stats, best, header["history"], header["config"])
+    return Checkpoint(state, obs_stats, best, header["history"], header["config"], header["commands"])
 
 
 def checkpoint_path(directory, iteration):

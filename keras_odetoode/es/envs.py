@@ -11,6 +11,8 @@ import functools
 
 import numpy as np
 
+from keras_odetoode.checks import check_integer
+
 DM_CONTROL_PREFIX = "dm_control/"
 
 
@@ -94,9 +96,7 @@ def make_env(env_id, max_episode_steps=None):
     check_env_id(env_id)
     kwargs = {"disable_env_checker": True}
     if max_episode_steps is not None:
-        if not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be an integer ≥ 1. Received: {max_episode_steps!r}")
-        kwargs["max_episode_steps"] = int(max_episode_steps)
+        kwargs["max_episode_steps"] = check_integer("max_episode_steps", max_episode_steps, 1)
     env = gymnasium.make(env_id, **kwargs)
     try:
         _check_spaces(env, env_id)

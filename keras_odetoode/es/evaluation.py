@@ -4,18 +4,59 @@ import os
 
 import numpy as np
 
+from keras_odetoode.checks import check_integer
+from keras_odetoode.errors import InputError
 from keras_odetoode.es import envs
 
 
+#: Output names that mark an export as a classifier.
+CLASSIFIER_OUTPUTS = ("logits", "probabilities")
+
+
+def check_is_policy(path, metadata):
+    """Raise an `InputError` if the export at `path` (with `metadata`) is not an ES policy.
+
+    An ES policy's metadata names its environment, or its signature reads
+    observations; a classifier's (or another model's) does neither.
+    """
+    from keras_odetoode import export
+
+    inputs, outputs = metadata.get("inputs") or [{}], metadata.get("outputs") or [{}]
+    if metadata.get("env_id") is not None or inputs[0].get("name") == export.POLICY_TENSOR_NAMES[0]:
+        return
+    output = outputs[0].get("name")
+    kind = "a classifier" if output in CLASSIFIER_OUTPUTS else "a model trained on data"
+    raise InputError(
+        f"{path!r} is {kind}, not an ES policy: its {export.SIGNATURE_KEY} signature maps "
+        f"{inputs[0].get('name')} {_shape(inputs[0].get('shape'))} to {output} {_shape(outputs[0].get('shape'))} "
+        "and its metadata names no environment. `keras-odetoode evaluate` scores ES policies on an environment; "
+        "call this model with keras_odetoode.export.load_serving(path)."
+    )
+
+
+def _shape(shape):
+    return "(" + ", ".join("None" if s is None else str(s) for s in (shape or [])) + ")"
+
+
 def env_of(path, env_id=None):
-    """The environment id to evaluate `path` on: `env_id`, or the one its metadata names."""
-    if env_id is not None:
-        return env_id
+    """The environment id to evaluate `path` on: `env_id`, or the one its metadata names.
+
+    Raises:
+        InputError: `env_id` is None and the metadata names no environment; the
+            message says whether `path` is a classifier rather than a policy.
+    """
     from keras_odetoode.export import load_metadata
 
-    env_id = load_metadata(path).get("env_id")
+    if env_id is not None:
+        return env_id
+    metadata = load_metadata(path)
+    check_is_policy(path, metadata)
+    env_id = metadata.get("env_id")
     if env_id is None:
-        raise ValueError(f"Pass env_id (--env): {path!r} has no metadata naming the environment it was trained on.")
+        raise InputError(
+            f"{path!r} is an ES policy whose metadata names no environment. Pass the one it was trained on: "
+            "env_id (--env)."
+        )
     return env_id
 
 
@@ -39,12 +80,8 @@ def evaluate_policy(path, env_id=None, episodes=10, seed=0, episode_length=None)
     os.environ.setdefault("MUJOCO_GL", "disable")
     from keras_odetoode.export import load_serving
 
-    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
-        raise ValueError(f"episodes must be an integer ≥ 1. Received: episodes={episodes!r}")
-    if episode_length is not None and (
-        isinstance(episode_length, bool) or not isinstance(episode_length, (int, np.integer)) or episode_length < 1
-    ):
-        raise ValueError(f"episode_length must be an integer ≥ 1 or None. Received: episode_length={episode_length!r}")
+    episodes = check_integer("episodes", episodes, 1)
+    episode_length = check_integer("episode_length", episode_length, 1, allow_none=True)
     serving = load_serving(path)
     env_id = env_of(path, env_id)
     length = episode_length or serving.metadata.get("config", {}).get("episode_length") or 1000
@@ -53,7 +90,9 @@ def evaluate_policy(path, env_id=None, episodes=10, seed=0, episode_length=None)
     sizes = (int(np.prod(env.observation_space.shape)), low.size)
     if sizes != (serving.input_shape[-1], serving.output_shape[-1]):
         env.close()
-        raise ValueError(
+        if serving.output_name in CLASSIFIER_OUTPUTS:
+            check_is_policy(path, serving.metadata)  # names it a classifier
+        raise InputError(
             f"The policy in {path!r} maps {serving.input_shape[-1]} observations to {serving.output_shape[-1]} "
             f"actions (trained on {serving.metadata.get('env_id', 'an unrecorded task')}); {env_id} has "
             f"{sizes[0]} and {sizes[1]}. Pass the --env it was trained on."

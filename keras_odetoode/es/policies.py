@@ -21,6 +21,7 @@ its parameters the same way ("omega_1/kernel", "core/flow.w0", ...).
 import keras
 
 from keras_odetoode import layers
+from keras_odetoode.checks import check_choice, check_integer
 
 POLICIES = ("odetoode", "deepnet", "deepresnet", "baseode", "nanode", "hypernet")
 
@@ -77,11 +78,10 @@ def build_policy(
     Returns:
         A `keras.Sequential`; `model.count_params()` is its parameter count.
     """
-    if name not in POLICIES:
-        raise ValueError(f"Unknown policy. Expected one of {POLICIES}. Received: policy={name!r}")
-    for arg, value in (("obs_dim", obs_dim), ("act_dim", act_dim), ("hidden", hidden)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{arg} must be an integer ≥ 1. Received: {arg}={value!r}")
+    check_choice("policy", name, POLICIES)
+    obs_dim = check_integer("obs_dim", obs_dim, 1)
+    act_dim = check_integer("act_dim", act_dim, 1)
+    hidden = check_integer("hidden", hidden, 1)
     if gate_inputs != "time" and (name, flow) != ("odetoode", "gated"):
         raise ValueError(
             "gate_inputs is an option of the gated ODEtoODE policy. Received: "
@@ -129,3 +129,34 @@ def matched_hidden(name, obs_dim, act_dim, hidden=16, **options):
         else:
             low = mid + 1
     return high
+
+
+#: Name of the normalization layer in front of a served policy.
+OBSERVATION_NORMALIZATION = "observation_normalization"
+
+
+def serving_policy(policy_fn, params, obs_mean, obs_variance):
+    """The policy as it is served: raw observations → normalization → policy with `params`.
+
+    Args:
+        policy_fn: zero-argument callable building the policy (`build_policy`).
+        params: the parameters to serve, by `rollouts.PopulationPolicy` name.
+        obs_mean, obs_variance: the observation normalization they were evaluated with.
+
+    Returns:
+        A functional `keras.Model` "es_policy" with input "observation".
+    """
+    import numpy as np
+
+    from keras_odetoode.es import rollouts
+
+    model = policy_fn()
+    population = rollouts.PopulationPolicy(model)
+    population.set_params(params)
+    inputs = keras.Input((population.input_dim,), name="observation")
+    normalized = keras.layers.Normalization(
+        mean=np.asarray(obs_mean, np.float32),
+        variance=np.asarray(obs_variance, np.float32),
+        name=OBSERVATION_NORMALIZATION,
+    )(inputs)
+    return keras.Model(inputs, model(normalized), name="es_policy")

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_odetoode import manifolds
+from keras_odetoode.checks import check_choice, check_integer, check_positive
 
 PARAM_KINDS = ("euclidean", "symmetric", "stiefel")
 OPTIMIZERS = ("sgd", "adam")
@@ -235,21 +236,15 @@ class RiemannianES:
         self.specs = tuple(specs)
         if not self.specs:
             raise ValueError("The policy has no parameters to optimize. Received: specs=()")
-        if not isinstance(num_perturbations, (int, np.integer)) or num_perturbations < 2:
-            raise ValueError(
-                f"num_perturbations must be an integer ≥ 2. Received: num_perturbations={num_perturbations!r}"
-            )
+        check_integer("num_perturbations", num_perturbations, 2)
         if antithetic and num_perturbations % 2:
             raise ValueError(
                 "Antithetic sampling evaluates perturbations in ± pairs, so num_perturbations "
                 f"must be even. Received: num_perturbations={num_perturbations}"
             )
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0. Received: sigma={sigma!r}")
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0. Received: learning_rate={learning_rate!r}")
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"Unknown optimizer. Expected one of {OPTIMIZERS}. Received: optimizer={optimizer!r}")
+        check_positive("sigma", sigma)
+        check_positive("learning_rate", learning_rate)
+        check_choice("optimizer", optimizer, OPTIMIZERS)
         self.num_perturbations = int(num_perturbations)
         self.sigma = float(sigma)
         self.learning_rate = float(learning_rate)

@@ -12,7 +12,6 @@ learning curve (learning_curve.png) and the best policy as a SavedModel
 
 import csv
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -20,8 +19,10 @@ import time
 
 import numpy as np
 
+from keras_odetoode import records
+from keras_odetoode.checks import check_integer
 from keras_odetoode.es import checkpoint as checkpoint_lib
-from keras_odetoode.es import rollouts
+from keras_odetoode.es import policies, rollouts
 from keras_odetoode.es.normalization import ObsStats
 from keras_odetoode.es.strategy import RiemannianES
 
@@ -79,9 +80,7 @@ class ESConfig:
 
     def __post_init__(self):
         for name in ("iterations", "episode_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an integer ≥ 1. Received: {name}={value!r}")
+            check_integer(name, getattr(self, name), 1)
 
     def strategy(self, specs):
         return RiemannianES(
@@ -228,14 +227,18 @@ def plot_learning_curve(history, path, title=""):
     fig.savefig(path, dpi=100)
 
 
-# `policies.build_policy` options added after checkpoints were written without them, with the
-# value those runs had: before `gate_inputs`, the gated flow's gates read the time.
-POLICY_KWARGS_BEFORE_THEIR_OPTIONS = {"gate_inputs": "time"}
+def _policy_defaults():
+    """`policies.build_policy`'s keyword arguments and their defaults."""
+    import inspect
+
+    parameters = inspect.signature(policies.build_policy).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
 def _resume_fields(config):
     fields = {f: config.get(f) for f in ESConfig.RESUME_FIELDS}
-    fields["policy_kwargs"] = {**POLICY_KWARGS_BEFORE_THEIR_OPTIONS, **(fields["policy_kwargs"] or {})}
+    # A keyword argument left out builds the same policy as its default given explicitly.
+    fields["policy_kwargs"] = {**_policy_defaults(), **(fields["policy_kwargs"] or {})}
     return fields
 
 
@@ -265,7 +268,41 @@ def check_logdir(logdir, resume):
             )
 
 
-def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, keep_checkpoints=3):
+def resume_path(logdir, resume):
+    """The checkpoint file `resume` names: "latest" (the newest in `logdir`/checkpoints) or a path.
+
+    Raises:
+        CheckpointError: there is no such checkpoint.
+    """
+    if resume != "latest":
+        if not os.path.isfile(resume):
+            raise checkpoint_lib.CheckpointError(f"No checkpoint at {resume!r}.")
+        return resume
+    if logdir is None:
+        raise ValueError("resume='latest' needs a logdir to find checkpoints in.")
+    ckpt_dir = os.path.join(logdir, "checkpoints")
+    paths = checkpoint_lib.list_checkpoints(ckpt_dir)
+    if not paths:
+        raise checkpoint_lib.CheckpointError(f"--resume: no checkpoint found in {ckpt_dir!r}.")
+    return paths[-1]
+
+
+def check_resume(config, resume_from):
+    """Load the checkpoint `resume_from` and check that `config` may continue it.
+
+    Returns:
+        The `checkpoint.Checkpoint`.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be read.
+        ValueError: it was written with another configuration (`ESConfig.RESUME_FIELDS`).
+    """
+    ckpt = checkpoint_lib.load(resume_from)
+    _check_resume(ckpt.config, config)
+    return ckpt
+
+
+def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, keep_checkpoints=3, command=None):
     """Run ES until `config.iterations` iterations are done.
 
     Args:
@@ -278,6 +315,8 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
             Without it, `logdir` must hold no checkpoints (see `check_logdir`).
         progress: show a tqdm progress bar.
         keep_checkpoints: how many checkpoint files to keep.
+        command: the command line of this training (a string), recorded in
+            the checkpoint's `commands` after those of the run it resumes.
 
     Returns:
         The final `checkpoint.Checkpoint` (state, statistics, best policy, history).
@@ -288,15 +327,10 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
     policy = rollouts.PopulationPolicy(policy_fn())
     strategy = config.strategy(policy.specs)
     ckpt_dir = None if logdir is None else os.path.join(logdir, "checkpoints")
-    ckpt = None
     if resume is not None:
-        if ckpt_dir is None and resume == "latest":
-            raise ValueError("resume='latest' needs a logdir to find checkpoints in.")
-        ckpt = checkpoint_lib.load_latest(ckpt_dir) if resume == "latest" else checkpoint_lib.load(resume)
-        if ckpt is None:
-            raise checkpoint_lib.CheckpointError(f"--resume: no checkpoint found in {ckpt_dir!r}.")
-        _check_resume(ckpt.config, config)
-    if ckpt is None:
+        ckpt = check_resume(config, resume_path(logdir, resume))
+        ckpt = dataclasses.replace(ckpt, commands=ckpt.commands + [command])
+    else:
         state = strategy.init(policy.get_params(), seed=config.seed)
         ckpt = checkpoint_lib.Checkpoint(
             state,
@@ -304,6 +338,7 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
             {"reward": -np.inf, "iteration": None, "params": None, "obs_mean": None, "obs_variance": None},
             [],
             config.to_dict(),
+            [command],
         )
     log = RunLogger(logdir, config.iterations, ckpt.state.iteration, ckpt.history, progress)
     total_steps = int(ckpt.history[-1]["total_env_steps"]) if ckpt.history else 0
@@ -323,8 +358,9 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
             if np.isfinite(centre) and centre > best["reward"]:
                 if not config.normalize_observations:
                     mean, variance = np.zeros_like(mean), np.ones_like(variance)
+                # Counted from 1 like progress.csv's rows: this iteration's row has this reward.
                 best = {
-                    "reward": centre, "iteration": state.iteration, "params": state.params,
+                    "reward": centre, "iteration": new_state.iteration, "params": state.params,
                     "obs_mean": mean, "obs_variance": variance,
                 }
             if result.nonfinite.any():
@@ -340,7 +376,9 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
                 "gradient_norm": info["gradient_norm"], "env_steps": steps, "total_env_steps": total_steps,
                 "steps_per_second": steps / max(seconds, 1e-9), "seconds": seconds,
             }
-            ckpt = checkpoint_lib.Checkpoint(new_state, new_stats, best, ckpt.history + [row], ckpt.config)
+            ckpt = dataclasses.replace(
+                ckpt, state=new_state, obs_stats=new_stats, best=best, history=ckpt.history + [row]
+            )
             if ckpt_dir is not None:
                 checkpoint_lib.save(ckpt_dir, ckpt, keep=keep_checkpoints)
             log.log(row)
@@ -364,18 +402,11 @@ def export_policy(policy_fn, params, obs_mean, obs_variance, path, metadata=None
     (`export.export_saved_model`); `metadata` (with the action bounds) goes to
     `path/metadata.json`.
     """
-    import keras
-
     from keras_odetoode.export import POLICY_TENSOR_NAMES
     from keras_odetoode.export import export_saved_model
 
-    model = policy_fn()
-    population = rollouts.PopulationPolicy(model)
-    population.set_params(params)
-    inputs = keras.Input((population.input_dim,), name="observation")
-    x = keras.layers.Normalization(mean=obs_mean, variance=obs_variance, name="observation_normalization")(inputs)
-    serving = keras.Model(inputs, model(x), name="es_policy")
-    metadata = json.loads(json.dumps(metadata or {}, default=_json_default))
+    serving = policies.serving_policy(policy_fn, params, obs_mean, obs_variance)
+    metadata = records.plain(metadata or {})
     reward = metadata.get("reward")
     export_saved_model(
         serving,
@@ -387,11 +418,3 @@ def export_policy(policy_fn, params, obs_mean, obs_variance, path, metadata=None
         result=None if reward is None else {"reward": reward},
     )
     return serving
-
-
-def _json_default(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,4 +1,8 @@
-"""`keras-odetoode mnistc`: train the classifier zoo on Corrupted MNIST, Tables 1–2 of the paper.
+"""The Tables 1–2 grid of the paper: the classifier zoo trained and tested on Corrupted MNIST.
+
+`resolve_config` turns options (a preset, the command line) into a grid
+configuration and `run_grid` trains and evaluates it; `keras-odetoode mnistc`
+is their command line.
 
 A cell of the table is one corruption × one model: the model's test accuracy on
 that corruption's test split. Which data the model learns from is `--train-on`:
@@ -36,9 +40,13 @@ Example:
 """
 
 import json
-import os
 import pathlib
 import time
+
+from keras_odetoode import records
+from keras_odetoode.atomic import write_text_atomic
+from keras_odetoode.checks import check_integer, check_range
+from keras_odetoode.result_tables import cell_key, format_tables, table_caption
 
 # The rows of Table 1 / Table 2 in the paper's order (its "11 variants").
 PAPER_CORRUPTIONS = (
@@ -133,136 +141,14 @@ TRAINING_KEYS = (
     "data_dir",
     "train_on",
 )
-# Records written before `--train-on` existed trained every cell on its own corruption.
-TRAIN_ON_BEFORE_THE_OPTION = "each"
-# ... and before `--gate-inputs` existed, ODEtoODE's gates read the time.
-GATE_INPUTS_BEFORE_THE_OPTION = "time"
+#: Format version of results.json ("version"). Version 1 records may lack "train_on"
+#: (their cells were each trained on their own corruption), "gate_inputs" (their
+#: ODEtoODE gates read the time) and a cell's "trained_on"; `upgrade_results` fills them in.
+RESULTS_VERSION = 2
 
 
 def _comma_list(text):
     return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def register(subparsers):
-    """Add the `mnistc` sub-command to an argparse `subparsers` object."""
-    parser = subparsers.add_parser(
-        "mnistc",
-        help="Train the classifier zoo on Corrupted MNIST (paper Tables 1-2).",
-        description=(
-            "Train each model on clean MNIST (or on each corruption: --train-on each), "
-            "evaluate it on the test split of every MNIST-C corruption, and write the "
-            "test-accuracy table laid out like the paper's Table 1 (rows corruptions, "
-            "columns models) as markdown and CSV. Run it again with the same --out to resume."
-        ),
-        epilog=(
-            "--corruptions, --models, --train-on, --epochs, --width and --dropout take the "
-            "preset's value when left out."
-        ),
-    )
-    parser.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default=None,
-        help=(
-            "The paper's grid: table1 = width 128, no dropout, Dense-1/10, NODE, "
-            "NANODE-1/10, HyperNet-1/10, ODEtoODE-1/10; table2 = width 256, dropout "
-            "0.1, k in 1/2/4; both 100 epochs on the paper's 11 corruptions."
-        ),
-    )
-    parser.add_argument(
-        "--corruptions",
-        default=None,
-        metavar="LIST",
-        help=(
-            "Comma-separated MNIST-C configs, or 'all' (the 16 configs) or 'paper' "
-            f"(the 11 rows of Table 1). Default: {DEFAULTS['corruptions']}."
-        ),
-    )
-    parser.add_argument(
-        "--models",
-        default=None,
-        metavar="LIST",
-        help=(
-            "Comma-separated model names: dense-K, node, nanode-K, hypernet-K, "
-            f"odetoode-K. Default: {','.join(DEFAULTS['models'])}."
-        ),
-    )
-    parser.add_argument(
-        "--train-on",
-        default=None,
-        metavar="CONFIG",
-        help=(
-            "The training data: a config name (train each model once on it, evaluate on "
-            "every corruption; 'identity' is clean MNIST, the paper's protocol) or 'each' "
-            f"(train every cell on its own corruption). Default: {DEFAULTS['train_on']}."
-        ),
-    )
-    parser.add_argument("--epochs", type=int, default=None, help=f"Default: {DEFAULTS['epochs']}.")
-    parser.add_argument("--width", type=int, default=None, help=f"Hidden width w. Default: {DEFAULTS['width']}.")
-    parser.add_argument(
-        "--dropout", type=float, default=None, help=f"Dropout rate before the head. Default: {DEFAULTS['dropout']}."
-    )
-    parser.add_argument("--batch-size", type=int, default=128, help="Default: 128.")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="RiemannianAdam step size. Default: 1e-3.")
-    parser.add_argument("--step-size", type=float, default=0.01, help="h of the ODE blocks on [0, 1]. Default: 0.01.")
-    parser.add_argument(
-        "--projection",
-        choices=("dense", "stiefel"),
-        default="dense",
-        help="Input map 784 -> w (see keras_odetoode.models). Default: dense.",
-    )
-    parser.add_argument(
-        "--gate-inputs",
-        choices=("time", "state"),
-        default=None,
-        help=(
-            "What ODEtoODE's gate networks read: the time, or the state W_t (the paper's "
-            "hypernetwork of W, as large as HyperNet's; see keras_odetoode.flows.GatedFlow). "
-            f"Default: {DEFAULTS['gate_inputs']}; state with --preset table1 / table2."
-        ),
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="Seed of the initializers, dropout and shuffle. Default: 0."
-    )
-    parser.add_argument(
-        "--max-train-examples",
-        type=int,
-        default=None,
-        metavar="N",
-        help="Train on the first N examples of each train split (default: all).",
-    )
-    parser.add_argument(
-        "--source", choices=("tfds", "local"), default="tfds", help="Where MNIST-C comes from. Default: tfds."
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=pathlib.Path,
-        default=None,
-        metavar="DIR",
-        help="TFDS data directory, or the root of the local MNIST-C layout (make-mnistc).",
-    )
-    parser.add_argument(
-        "--download",
-        action="store_true",
-        help="--source tfds: download and prepare the configs not yet in --data-dir (needs internet).",
-    )
-    parser.add_argument("--out", type=pathlib.Path, required=True, metavar="DIR", help="Output directory.")
-    parser.add_argument(
-        "--verbose",
-        type=int,
-        choices=(0, 1, 2),
-        default=1,
-        help="Keras verbosity: 1 progress bars, 2 one line per epoch, 0 silent.",
-    )
-    parser.add_argument(
-        "--in-process",
-        action="store_true",
-        help=(
-            "Train every cell in this process instead of a fresh process per cell: a few "
-            "seconds faster per cell, but Keras/TensorFlow keep ~75 MB per traced model."
-        ),
-    )
-    parser.set_defaults(func=mnistc_command)
 
 
 def resolve_corruptions(spec):
@@ -312,12 +198,27 @@ def resolve_models(spec):
     return canonical
 
 
-def _resolve(args):
-    preset = PRESETS.get(args.preset, {})
+def resolve_config(preset=None, **options):
+    """The grid configuration from a preset and options; an option given as None takes the preset's value.
 
-    def value(key):  # the command line, else the preset, else the default
-        given = getattr(args, key)
-        return given if given is not None else preset.get(key, DEFAULTS[key])
+    Args:
+        preset: None, "table1" or "table2" (`PRESETS`).
+        **options: corruptions, models, train_on, width, dropout, epochs,
+            gate_inputs (None: the preset's, else `DEFAULTS`), batch_size,
+            learning_rate, step_size, seed, projection, max_train_examples,
+            source, data_dir, download.
+
+    Returns:
+        The configuration `run_grid` takes, with corruptions and models as
+        lists of canonical names and data_dir absolute.
+    """
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"Unknown preset. Expected one of {tuple(PRESETS)}. Received: preset={preset!r}")
+    chosen = PRESETS.get(preset, {})
+
+    def value(key):  # the option, else the preset, else the default
+        given = options.pop(key, None)
+        return given if given is not None else chosen.get(key, DEFAULTS[key])
 
     config = dict(
         corruptions=resolve_corruptions(value("corruptions")),
@@ -326,40 +227,25 @@ def _resolve(args):
         width=value("width"),
         dropout=value("dropout"),
         epochs=value("epochs"),
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        step_size=args.step_size,
-        seed=args.seed,
-        projection=args.projection,
         gate_inputs=value("gate_inputs"),
-        max_train_examples=args.max_train_examples,
-        source=args.source,
-        # Absolute: the results record must name the data it was made from.
-        data_dir=None if args.data_dir is None else str(args.data_dir.expanduser().resolve()),
-        download=args.download,
-        preset=args.preset,
     )
+    data_dir = options.pop("data_dir", None)
+    config.update(
+        batch_size=options.pop("batch_size", 128),
+        learning_rate=options.pop("learning_rate", 1e-3),
+        step_size=options.pop("step_size", 0.01),
+        seed=options.pop("seed", 0),
+        projection=options.pop("projection", "dense"),
+        max_train_examples=options.pop("max_train_examples", None),
+        source=options.pop("source", "tfds"),
+        # Absolute: the results record must name the data it was made from.
+        data_dir=None if data_dir is None else str(pathlib.Path(data_dir).expanduser().resolve()),
+        download=options.pop("download", False),
+        preset=preset,
+    )
+    if options:
+        raise TypeError(f"resolve_config() got unexpected options: {sorted(options)}")
     return config
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
-
-
-def _write_atomic(path, text):
-    """Write `text` to a temporary file beside `path`, then rename it into place."""
-    path = pathlib.Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
 
 
 def load_results(out):
@@ -372,66 +258,18 @@ def load_results(out):
     path = pathlib.Path(out) / RESULTS_FILE
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return upgrade_results(json.loads(path.read_text(encoding="utf-8")))
 
 
-def cell_key(corruption, model):
-    return f"{corruption}/{model}"
+def _results_1_to_2(record):
+    training = {"train_on": "each", "gate_inputs": "time", **record["training"]}
+    cells = {key: {"trained_on": key.split("/")[0], **cell} for key, cell in record["cells"].items()}
+    return {**record, "training": training, "cells": cells}
 
 
-def _corruption_title(name):
-    return name.replace("_", " ").title()
-
-
-def format_tables(corruptions, models, cells, caption=""):
-    """The test-accuracy table as (markdown, csv) text, laid out like the paper's Table 1.
-
-    Rows are corruptions and columns models; values are test accuracy in %
-    with two decimals. The best value of each row is bold in markdown. A cell
-    not finished yet is "–" (markdown) or empty (CSV).
-    """
-    from keras_odetoode.models import display_name
-
-    def value(corruption, model):
-        cell = cells.get(cell_key(corruption, model))
-        return None if cell is None else 100.0 * cell["test_accuracy"]
-
-    header = "| Models | " + " | ".join(display_name(model) for model in models) + " |"
-    lines = [header, "|---" * (len(models) + 1) + "|"]
-    csv = ["corruption," + ",".join(models)]
-    for corruption in corruptions:
-        values = [value(corruption, model) for model in models]
-        rounded = [None if v is None else round(v, 2) for v in values]
-        best = max((v for v in rounded if v is not None), default=None)
-        texts = [
-            "–" if v is None else (f"**{v:.2f}**" if v == best else f"{v:.2f}")
-            for v in rounded
-        ]
-        lines.append(f"| {_corruption_title(corruption)} | " + " | ".join(texts) + " |")
-        csv.append(corruption + "," + ",".join("" if v is None else f"{v:.2f}" for v in values))
-    markdown = "\n".join(lines) + "\n"
-    if caption:
-        markdown += f"\n{caption}\n"
-    return markdown, "\n".join(csv) + "\n"
-
-
-def _caption(config, cells, corruptions, models):
-    done = sum(cell_key(c, m) in cells for c in corruptions for m in models)
-    rows = ", ".join(corruptions) if len(corruptions) < 4 else f"{len(corruptions)} MNIST-C configs"
-    epochs = f"{config['epochs']} epoch" + ("s" if config["epochs"] != 1 else "")
-    train = "all" if config["max_train_examples"] is None else f"the first {config['max_train_examples']}"
-    if config["train_on"] == "each":
-        protocol = "each model trained on the corruption's own train split"
-    else:
-        protocol = f"each model trained once on {config['train_on']} and evaluated on every corruption"
-    return (
-        f"Test accuracy (%) on {rows}; {protocol}; width {config['width']}, dropout {config['dropout']}, "
-        f"{epochs}, batch {config['batch_size']}, RiemannianAdam lr {config['learning_rate']}, "
-        f"h = {config['step_size']}, {config['projection']} projection, "
-        + ("ODEtoODE gates reading the state W_t, " if config.get("gate_inputs") == "state" else "")
-        + f"seed {config['seed']}, "
-        f"{train} training examples. Best of each row in bold. {done}/{len(corruptions) * len(models)} cells done."
-    )
+def upgrade_results(record):
+    """A results.json record in the current format (`RESULTS_VERSION`), whatever its version."""
+    return records.upgrade(record, "mnistc results.json", {1: _results_1_to_2}, RESULTS_VERSION, "version")
 
 
 def _gate_inputs(config, model_name):
@@ -472,7 +310,7 @@ def _source(config):
 
 
 def tensorboard_available():
-    """Whether `tf.summary` can write events (TensorFlow ≥ 2.21 no longer installs `tensorboard`)."""
+    """Whether `tf.summary` can write events: it needs the `tensorboard` package, which TensorFlow ≥ 2.21 does not install."""
     import importlib.util
 
     return importlib.util.find_spec("tensorboard") is not None
@@ -560,7 +398,7 @@ def _train_cell(config, train_corruption, model_name, test_corruptions, out, ver
             params=int(model.count_params()),
         )
         # Before any evaluation: a run stopped while evaluating does not train again.
-        _write_atomic(run_dir / TRAINED_FILE, json.dumps(trained, indent=2) + "\n")
+        write_text_atomic(run_dir / TRAINED_FILE, json.dumps(trained, indent=2) + "\n")
     cells = {}
     for corruption in test_corruptions:
         metrics = model.evaluate(_test_dataset(config, corruption), verbose=0, return_dict=True)
@@ -636,11 +474,9 @@ def _train_cell_in_new_process(config, train_corruption, model_name, test_corrup
 
 def _check_config(config):
     for key in ("width", "epochs", "batch_size"):
-        _check_positive_int(key, config[key])
-    if config["max_train_examples"] is not None:
-        _check_positive_int("max_train_examples", config["max_train_examples"])
-    if not 0.0 <= config["dropout"] < 1.0:
-        raise ValueError(f"dropout must be in [0, 1). Received: dropout={config['dropout']!r}")
+        check_integer(key, config[key], 1)
+    check_integer("max_train_examples", config["max_train_examples"], 1, allow_none=True)
+    check_range("dropout", config["dropout"], 0.0, 1.0, include_maximum=False)
     if not config["learning_rate"] > 0:
         raise ValueError(f"learning_rate must be > 0. Received: learning_rate={config['learning_rate']!r}")
     if config["source"] == "local" and config["data_dir"] is None:
@@ -699,12 +535,9 @@ def run_grid(config, out, verbose=1, log=print, new_process_per_cell=True):
     """
     _check_config(config)
     out = pathlib.Path(out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
     training = {key: config[key] for key in TRAINING_KEYS}
-    record = load_results(out) or {"version": 1, "training": training, "cells": {}}
-    record["training"].setdefault("train_on", TRAIN_ON_BEFORE_THE_OPTION)
-    record["training"].setdefault("gate_inputs", GATE_INPUTS_BEFORE_THE_OPTION)
-    # Records from before the data directory was recorded: taken to be this one.
+    record = load_results(out) or {"version": RESULTS_VERSION, "training": training, "cells": {}}
+    # A record that does not name its data directory is taken to be of this one.
     record["training"].setdefault("data_dir", training["data_dir"])
     if record["training"] != training:
         changed = {k: (record["training"].get(k), v) for k, v in training.items() if record["training"].get(k) != v}
@@ -716,16 +549,19 @@ def run_grid(config, out, verbose=1, log=print, new_process_per_cell=True):
         )
     record["last_invocation"] = {key: config[key] for key in ("corruptions", "models", "data_dir", "preset")}
     _preflight(config)
+    out.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty folder behind
+    settings = {k: v for k, v in config.items() if k not in ("corruptions", "models")}
+    log(f"mnistc: {len(config['corruptions'])} corruptions x {len(config['models'])} models; {settings}")
     if not tensorboard_available():
         log("mnistc: TensorBoard logs need the `tensorboard` package (pip install tensorboard); training without them")
     corruptions, models = config["corruptions"], config["models"]
     cells = record["cells"]
 
     def save():
-        _write_atomic(out / RESULTS_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
-        markdown, csv = format_tables(corruptions, models, cells, _caption(config, cells, corruptions, models))
-        _write_atomic(out / "table.md", markdown)
-        _write_atomic(out / "table.csv", csv)
+        write_text_atomic(out / RESULTS_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        markdown, csv = format_tables(corruptions, models, cells, table_caption(config, cells, corruptions, models))
+        write_text_atomic(out / "table.md", markdown)
+        write_text_atomic(out / "table.csv", csv)
 
     save()
     jobs = trainings(config)
@@ -736,13 +572,8 @@ def run_grid(config, out, verbose=1, log=print, new_process_per_cell=True):
             accuracies = ", ".join(f"{c} {100 * cells[cell_key(c, model_name)]['test_accuracy']:.2f}%" for c in tests)
             log(f"[{index}/{len(jobs)}] {key}: done before ({_shorten(accuracies)}), skipped")
             continue
-        # Any cell of this model trained on `train_on`, in this invocation's rows or not
-        # (cells recorded before `--train-on` existed were trained on their own corruption).
-        done = [
-            cell
-            for k, cell in cells.items()
-            if k.split("/")[1] == model_name and cell.get("trained_on", k.split("/")[0]) == train_on
-        ]
+        # Any cell of this model trained on `train_on`, in this invocation's rows or not.
+        done = [cell for k, cell in cells.items() if k.split("/")[1] == model_name and cell["trained_on"] == train_on]
         run_dir = out / "runs" / train_on / model_name
         # A model trained before (for other rows, or stopped while evaluating) is only evaluated.
         trained = None
@@ -769,15 +600,3 @@ def run_grid(config, out, verbose=1, log=print, new_process_per_cell=True):
 
 def _shorten(text, limit=160):
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def mnistc_command(args):
-    """Run `mnistc` from parsed arguments; returns the exit status."""
-    try:
-        config = _resolve(args)
-        log_config = {k: v for k, v in config.items() if k not in ("corruptions", "models")}
-        print(f"mnistc: {len(config['corruptions'])} corruptions x {len(config['models'])} models; {log_config}")
-        run_grid(config, args.out, verbose=args.verbose, new_process_per_cell=not args.in_process)
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"keras-odetoode mnistc: error: {error}") from error
-    return 0

@@ -1,0 +1,140 @@
+"""An ES run as the `keras-odetoode es` command makes it: check, train, export.
+
+`make_config` turns the options of a run into an `ESConfig`; `run` checks
+everything it can before it starts (the configuration, the run directory, the
+checkpoint it resumes), trains with `trainer.train`, and exports the best
+centre policy to `<logdir>/policy` for serving, also when it is interrupted.
+"""
+
+import functools
+import os
+import shlex
+import sys
+
+from keras_odetoode.es import backends, checkpoint, envs, policies, rollouts, trainer
+
+EXPORT_DIR = "policy"
+EXIT_INTERRUPTED = 130
+
+
+def default_logdir(env_id, policy, seed):
+    """runs/<env>-<policy>-s<seed>, the run directory when none is given."""
+    return os.path.join("runs", f"{env_id.replace('/', '_')}-{policy}-s{seed}")
+
+
+def make_config(env_id, info, policy="odetoode", hidden=16, flow="isospectral", num_gates=1, gate_inputs="time",
+                match_params=False, **options):
+    """The `ESConfig` of a run on `env_id` (whose `envs.EnvInfo` is `info`).
+
+    Args:
+        policy, hidden, flow, num_gates, gate_inputs: `policies.build_policy`'s.
+        match_params: give a baseline policy at least ODEtoODE's parameter
+            count (`policies.matched_hidden`).
+        **options: the other `ESConfig` fields (iterations, perturbations, ...).
+    """
+    if gate_inputs != "time" and (policy, flow) != ("odetoode", "gated"):
+        raise ValueError(
+            f"--gate-inputs is an option of --policy odetoode --flow gated. Received: --policy {policy} "
+            f"--flow {flow} --gate-inputs {gate_inputs}. Expected: --policy odetoode --flow gated, "
+            "or no --gate-inputs"
+        )
+    if match_params and policy not in ("odetoode", "hypernet"):
+        hidden = policies.matched_hidden(policy, info.obs_dim, info.act_dim, hidden, flow=flow, num_gates=num_gates)
+    return trainer.ESConfig(
+        env_id=env_id,
+        policy=policy,
+        policy_kwargs={"hidden": hidden, "flow": flow, "num_gates": num_gates, "gate_inputs": gate_inputs,
+                       "seed": options.get("seed", 0)},
+        **options,
+    )
+
+
+def _print(message):
+    print(message, file=sys.stderr)
+
+
+def run(config, info, logdir, backend="local", workers=0, address=None, jit_compile=True, resume=None,
+        progress=True, command=None, log=_print):
+    """Train `config` into `logdir` and export its best policy; returns the exit status.
+
+    Args:
+        config: the `ESConfig`.
+        info: the environment's `envs.EnvInfo`.
+        logdir: the run directory.
+        backend, workers, address, jit_compile: `backends.make_backend`'s.
+        resume: None, "latest" or a checkpoint path (`trainer.train`).
+        progress: show a progress bar.
+        command: this invocation's command line (list of strings), recorded.
+        log: where messages go (stderr).
+
+    Returns:
+        0 after a finished run, 130 after Ctrl-C (the checkpoint saved and the
+        best policy so far exported), 1 if no finite reward was obtained.
+    """
+    trainer.check_logdir(logdir, resume)
+    policy_fn = functools.partial(policies.build_policy, config.policy, info.obs_dim, info.act_dim,
+                                  **config.policy_kwargs)
+    model = policy_fn()
+    config.strategy(rollouts.PopulationPolicy(model).specs)  # checks k, σ, lr, ... before anything starts
+    start = "from scratch"
+    if resume is not None:
+        resume = trainer.resume_path(logdir, resume)
+        done = trainer.check_resume(config, resume).state.iteration
+        start = f"resuming from {resume} (iteration {done} of {config.iterations} done)"
+    log(
+        f"ES on {config.env_id}: policy {config.policy} ({model.count_params()} parameters), "
+        f"k={config.perturbations}, σ={config.sigma}, lr={config.learning_rate}, backend {backend} "
+        f"(workers={workers}), logdir {logdir}, {start}"
+    )
+    command = None if command is None else shlex.join(command)
+    env_fn = envs.env_factory(config.env_id, config.episode_length)
+    with backends.make_backend(backend, env_fn, policy_fn, workers=workers, address=address,
+                               jit_compile=jit_compile) as pool:
+        try:
+            result = trainer.train(config, policy_fn, pool, logdir=logdir, resume=resume, progress=progress,
+                                   command=command)
+        except KeyboardInterrupt:
+            result = checkpoint.load_latest(os.path.join(logdir, "checkpoints"))
+            if result is not None and result.best["params"] is not None:
+                export_dir = export_best(result, policy_fn, info, logdir)
+                log(f"Best policy so far (centre reward {result.best['reward']:.3f} at iteration "
+                    f"{result.best['iteration']}) exported to {export_dir}.")
+            return EXIT_INTERRUPTED
+    if result.best["params"] is None:
+        log("No finite reward was obtained: nothing to export.")
+        return 1
+    export_dir = export_best(result, policy_fn, info, logdir)
+    log(f"Best centre reward {result.best['reward']:.3f} at iteration {result.best['iteration']} of "
+        f"{result.state.iteration} (progress.csv); policy exported to {export_dir}")
+    return 0
+
+
+def export_best(result, policy_fn, info, logdir):
+    """Export the best centre policy of the checkpoint `result` to `<logdir>/policy`; returns that path.
+
+    Its metadata.json records the environment, the ES configuration, the best
+    iteration (counted from 1, as in progress.csv) and the commands that
+    trained the run: "command", the first, and "commands", each resume's after it.
+    """
+    import keras_odetoode
+
+    best, config = result.best, result.config
+    commands = list(result.commands)
+    metadata = {
+        "env_id": config["env_id"],
+        "policy": config["policy"],
+        "config": config,
+        "package_version": keras_odetoode.__version__,
+        "command": commands[0] if commands else None,
+        "commands": commands,
+        "reward": best["reward"],
+        "best_iteration": best["iteration"],
+        "iterations": result.state.iteration,
+        "obs_dim": info.obs_dim,
+        "act_dim": info.act_dim,
+        "action_low": info.action_low,
+        "action_high": info.action_high,
+    }
+    export_dir = os.path.join(logdir, EXPORT_DIR)
+    trainer.export_policy(policy_fn, best["params"], best["obs_mean"], best["obs_variance"], export_dir, metadata)
+    return export_dir
