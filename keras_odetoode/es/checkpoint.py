@@ -17,7 +17,6 @@ import re
 import numpy as np
 
 from keras_odetoode.atomic import write_atomic
-
 from keras_odetoode.es.normalization import ObsStats
 from keras_odetoode.es.strategy import ESState
 

@@ -366,8 +366,7 @@ def export_policy(policy_fn, params, obs_mean, obs_variance, path, metadata=None
     """
     import keras
 
-    from keras_odetoode.export import POLICY_TENSOR_NAMES
-    from keras_odetoode.export import export_saved_model
+    from keras_odetoode.export import POLICY_TENSOR_NAMES, export_saved_model
 
     model = policy_fn()
     population = rollouts.PopulationPolicy(model)
