@@ -63,13 +63,14 @@ def mermaid():
         return name.replace(".", "_")
 
     def label(name):
-        return name[len(PACKAGE) + 1:] if name != PACKAGE else PACKAGE
+        return name[len(PACKAGE) + 1 :] if name != PACKAGE else PACKAGE
 
     lines = ["```mermaid", "flowchart LR"]
-    groups = {}
+    subpackages = {p.parent.name for p in (ROOT / PACKAGE).glob("*/__init__.py")}
+    groups = {}  # a subgraph per subpackage; top-level modules in none ("")
     for name in modules:
         parts = name.split(".")
-        groups.setdefault(parts[1] if len(parts) > 2 or name in (f"{PACKAGE}.es", f"{PACKAGE}.data") else "", []).append(name)
+        groups.setdefault(parts[1] if len(parts) > 1 and parts[1] in subpackages else "", []).append(name)
     for group, names in sorted(groups.items()):
         indent = "    "
         if group:

@@ -60,5 +60,8 @@ def test_strip_removes_what_changes_between_runs_and_keeps_outputs():
     cell = stripped["cells"][0]
     assert cell["execution_count"] is None and cell["metadata"] == {"tags": ["keep"]} and cell["id"] == "a1"
     assert cell["outputs"] == [{**output, "execution_count": None}]
-    assert stripped["metadata"] == {"kernelspec": notebook["metadata"]["kernelspec"], "language_info": {"name": "python"}}
+    assert stripped["metadata"] == {
+        "kernelspec": notebook["metadata"]["kernelspec"],
+        "language_info": {"name": "python"},
+    }
     assert strip_notebooks.strip(stripped) == stripped
