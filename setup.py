@@ -1,4 +1,4 @@
-"""Install keras_odetoode: `pip install -e ".[test]"`."""
+"""Install keras_odetoode: `pip install -e ".[test]"` (add `docs` for the documentation site)."""
 
 import pathlib
 import re
@@ -40,7 +40,9 @@ setup(
     ],
     extras_require={
         "ray": ["ray[default]>=2.9"],
-        "test": ["pytest>=7", "pytest-timeout", "nbmake>=1.5", "ray[default]>=2.9"],
+        "test": ["pytest>=7", "pytest-timeout", "nbmake>=1.5", "ray[default]>=2.9", "ruff>=0.6"],
+        # The documentation site: `mkdocs build --strict` (mkdocs.yml).
+        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "mkdocs-jupyter>=0.25"],
     },
     entry_points={"console_scripts": ["keras-odetoode=keras_odetoode.cli:run"]},
     classifiers=[

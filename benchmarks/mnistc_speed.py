@@ -27,19 +27,13 @@ import pathlib
 import tempfile
 import time
 
-import numpy as np
-
 import keras
+import numpy as np
 import tensorflow as tf
 
-from keras_odetoode.data import CORRUPTIONS
-from keras_odetoode.data import load_mnist_corrupted
-from keras_odetoode.data import make_mnist_c
+from keras_odetoode.data import CORRUPTIONS, load_mnist_corrupted, make_mnist_c
 from keras_odetoode.flows import GATE_INPUTS
-from keras_odetoode.models import PROJECTIONS
-from keras_odetoode.models import build_classifier
-from keras_odetoode.models import compile_classifier
-from keras_odetoode.models import display_name
+from keras_odetoode.models import PROJECTIONS, build_classifier, compile_classifier, display_name
 
 TEST_DIGITS = pathlib.Path(__file__).parents[1] / "tests" / "data" / "mnist-600.npz"
 TABLE1_MODELS = ("dense-1", "node", "nanode-1", "hypernet-1", "odetoode-1")

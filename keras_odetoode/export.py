@@ -1,7 +1,7 @@
 """SavedModel export for serving, with every parameter flow folded into constants.
 
 W_1 … W_N of a `NonAutonomousODE` (ODEtoODE, NANODE, HyperNetODE) depend on
-the parameters only, never on the input (DESIGN.md). `export_saved_model`
+the parameters only, never on the input (docs/design.md). `export_saved_model`
 therefore computes each trajectory once, at export time, and traces the model
 with W_0 … W_N as constants: the served graph is a depth-N residual network,
 with no matrix exponential (no `expm`, hence no `MatrixSolve`) left in it.

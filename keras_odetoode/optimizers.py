@@ -2,7 +2,7 @@
 
 A variable whose constraint is a `manifolds.Stiefel` (W_0 of ODEtoODE, the
 kernels of `StiefelDense`) is updated along the full tangent space by the
-manifold's retraction (expm or Cayley; DESIGN.md "tall vs wide"), with the
+manifold's retraction (expm or Cayley; docs/design.md "tall and wide"), with the
 momentum transported by projection onto the new tangent space. Every other
 variable takes exactly the Euclidean rule of `keras.optimizers.SGD` / `Adam`.
 Like Keras' `Muon`, one optimizer routes each variable to its rule.

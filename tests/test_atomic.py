@@ -1,9 +1,9 @@
 """Atomic writes (checkpoints, exports, generated data): all or nothing."""
 
+import os
+
 import numpy as np
 import pytest
-
-import os
 
 from keras_odetoode.atomic import default_mode, write_atomic, write_text_atomic
 
