@@ -6,9 +6,7 @@ import re
 from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
-VERSION = re.search(
-    r'__version__ = "([^"]+)"', (HERE / "keras_odetoode" / "__init__.py").read_text()
-).group(1)
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "keras_odetoode" / "__init__.py").read_text()).group(1)
 
 setup(
     name="keras_odetoode",

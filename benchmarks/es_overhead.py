@@ -189,8 +189,9 @@ def check_numpy_policy(policy_fn, members, observations=4, atol=1e-5, seed=0):
             np.testing.assert_allclose(act(s), expected, rtol=0, atol=atol, err_msg=f"member {m}")
 
 
-def numpy_reference_seconds(env_fn, member_params, seeds, steps, obs_mean, obs_var, action_space,
-                            step_size=0.04, horizon=1.0):
+def numpy_reference_seconds(
+    env_fn, member_params, seeds, steps, obs_mean, obs_var, action_space, step_size=0.04, horizon=1.0
+):
     """Run every member's episode with `numpy_policy` in a plain loop, member after member.
 
     Per member: build its policy (the parameter flow, as ES does per rollout),
@@ -235,16 +236,21 @@ def main():
     parser.add_argument("--perturbations", type=int, default=200)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--hidden", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="Rounds of the four overhead timings, back to back; ratios are per round, then the median.")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="Rounds of the four overhead timings, back to back; ratios are per round, then the median.",
+    )
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
 
     info = envs.env_info(args.env)
     env_fn = envs.env_factory(args.env, args.steps)
-    policy_fn = functools.partial(policies.build_policy, "odetoode", info.obs_dim, info.act_dim, hidden=args.hidden,
-                                  seed=0)
+    policy_fn = functools.partial(
+        policies.build_policy, "odetoode", info.obs_dim, info.act_dim, hidden=args.hidden, seed=0
+    )
     config = trainer.ESConfig(args.env, perturbations=args.perturbations, episode_length=args.steps, seed=0)
     members = args.perturbations + 1  # + the centre
 
@@ -270,29 +276,41 @@ def main():
 
     def ratios(numerator, denominator):
         # Per environment step: on tasks that terminate, the two sides' episodes end at different times.
-        values = [(r[numerator] / r[f"{numerator}_steps"]) / (r[denominator] / r[f"{denominator}_steps"]) for r in rounds]
+        values = [
+            (r[numerator] / r[f"{numerator}_steps"]) / (r[denominator] / r[f"{denominator}_steps"]) for r in rounds
+        ]
         return float(np.median(values)), " ".join(f"{v:.3f}" for v in values)
 
-    print(f"{args.env}: k={args.perturbations}+1, {args.steps} steps, ODEtoODE hidden {args.hidden}, "
-          f"{args.rounds} rounds (median, then each round)")
-    print(f"  ES iteration: {seconds('es')} ({rounds[0]['es_steps']} env steps; "
-          f"inside env.reset/step: {seconds('simulator')})")
+    print(
+        f"{args.env}: k={args.perturbations}+1, {args.steps} steps, ODEtoODE hidden {args.hidden}, "
+        f"{args.rounds} rounds (median, then each round)"
+    )
+    print(
+        f"  ES iteration: {seconds('es')} ({rounds[0]['es_steps']} env steps; "
+        f"inside env.reset/step: {seconds('simulator')})"
+    )
     median, each = ratios("es", "constant")
     print(f"  overhead vs the constant action ({seconds('constant')}): ratio {median:.3f}× [{each}] (goal ≤ 1.10×)")
     # MuJoCo's cost per step depends on the motion: a constant action keeps the body still
     # or pressed against one joint limit, the policy's actions do not. Replaying the
     # iteration's own actions in a plain loop gives the simulator floor for the same physics.
     median, each = ratios("es", "replay")
-    print(f"  overhead vs replaying the same episodes' actions in a plain loop ({seconds('replay')}): "
-          f"ratio {median:.3f}× [{each}]")
+    print(
+        f"  overhead vs replaying the same episodes' actions in a plain loop ({seconds('replay')}): "
+        f"ratio {median:.3f}× [{each}]"
+    )
     # What a policy that cost nothing would measure against the constant action.
     median, each = ratios("replay", "constant")
-    print(f"  simulator floor: the replay vs the constant action {median:.3f}× [{each}] "
-          f"(a policy of zero cost would measure this)")
+    print(
+        f"  simulator floor: the replay vs the constant action {median:.3f}× [{each}] "
+        f"(a policy of zero cost would measure this)"
+    )
     median, each = ratios("reference", "constant")
     per_step = np.median([1e6 * r["reference"] / r["reference_steps"] for r in rounds])
-    print(f"  numpy reference policy, plain loop: ratio vs constant action {median:.3f}× [{each}] "
-          f"({rounds[0]['reference_steps']} env steps, {per_step:.0f} µs each)")
+    print(
+        f"  numpy reference policy, plain loop: ratio vs constant action {median:.3f}× [{each}] "
+        f"({rounds[0]['reference_steps']} env steps, {per_step:.0f} µs each)"
+    )
     median, each = ratios("es", "reference")
     print(f"  ES / numpy reference: {median:.3f}× [{each}]")
 
@@ -312,8 +330,10 @@ def main():
                         seconds[n], _ = es_iteration_seconds(backend, config, policy_fn)
                 speed_ups.append(seconds[1] / seconds[2])
                 times.append(f"{seconds[1]:.2f}s/{seconds[2]:.2f}s")
-            print(f"  scaling, {name}: 1 worker / 2 workers {', '.join(times)} → speed-up "
-                  f"{np.median(speed_ups):.2f}× [{' '.join(f'{v:.2f}' for v in speed_ups)}] (goal ≥ 1.7×)")
+            print(
+                f"  scaling, {name}: 1 worker / 2 workers {', '.join(times)} → speed-up "
+                f"{np.median(speed_ups):.2f}× [{' '.join(f'{v:.2f}' for v in speed_ups)}] (goal ≥ 1.7×)"
+            )
     print(f"  (cores visible: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f})")
 
 

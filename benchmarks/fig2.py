@@ -62,7 +62,9 @@ def run_one(env_id, policy, seed, args):
         return previous.history
     backend = es.make_backend("local", es.env_factory(env_id, args.episode_length), policy_fn, workers=args.workers)
     try:
-        result = es.train(config, policy_fn, backend, logdir=logdir, resume="latest" if previous else None, progress=False)
+        result = es.train(
+            config, policy_fn, backend, logdir=logdir, resume="latest" if previous else None, progress=False
+        )
     finally:
         backend.close()
     return result.history
@@ -83,8 +85,10 @@ def write_outputs(results, args, seconds):
             {
                 "task": env_id,
                 "policy": POLICY_LABELS[policy],
-                "final_mean": final.mean(), "final_std": final.std(),
-                "best_mean": best.mean(), "best_std": best.std(),
+                "final_mean": final.mean(),
+                "final_std": final.std(),
+                "best_mean": best.mean(),
+                "best_std": best.std(),
                 "seeds": len(final),
             }
         )
@@ -92,7 +96,10 @@ def write_outputs(results, args, seconds):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["| task | policy | final return (mean ± std) | best return (mean ± std) | seeds |", "|---|---|---|---|---|"]
+    lines = [
+        "| task | policy | final return (mean ± std) | best return (mean ± std) | seeds |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['task']} | {r['policy']} | {r['final_mean']:.1f} ± {r['final_std']:.1f} | "
@@ -153,8 +160,11 @@ def main():
             for seed in args.seeds:
                 t = time.time()
                 histories.append(run_one(env_id, policy, seed, args))
-                print(f"{env_id} {policy} seed {seed}: final {histories[-1][-1]['reward_centre']:.1f} "
-                      f"({time.time() - t:.0f} s)", flush=True)
+                print(
+                    f"{env_id} {policy} seed {seed}: final {histories[-1][-1]['reward_centre']:.1f} "
+                    f"({time.time() - t:.0f} s)",
+                    flush=True,
+                )
             results[(env_id, policy)] = histories
     write_outputs(results, args, time.time() - start)
 

@@ -62,18 +62,29 @@ def main():
     fig.savefig(os.path.join(args.out, "learning_curve.png"), dpi=100)
 
     checkpoints = [i for i in (1, 10, 25, 50) if i <= length] + ([length] if length not in (1, 10, 25, 50) else [])
-    lines = ["| iteration | " + " | ".join(os.path.basename(r.rstrip("/")) for r in args.runs) + " | mean ± std |",
-             "|---|" + "---|" * (len(args.runs) + 1)]
+    lines = [
+        "| iteration | " + " | ".join(os.path.basename(r.rstrip("/")) for r in args.runs) + " | mean ± std |",
+        "|---|" + "---|" * (len(args.runs) + 1),
+    ]
     for i in checkpoints:
         values = centre[:, i - 1]
-        lines.append(f"| {i} | " + " | ".join(f"{v:.1f}" for v in values) + f" | {values.mean():.1f} ± {values.std():.1f} |")
-    lines += ["", f"Re-evaluation of each run's exported best policy ({args.episodes} fresh episodes, seeds 1000…):", "",
-              "| run | best training return (ES updates before it) | re-evaluated mean ± std |", "|---|---|---|"]
+        lines.append(
+            f"| {i} | " + " | ".join(f"{v:.1f}" for v in values) + f" | {values.mean():.1f} ± {values.std():.1f} |"
+        )
+    lines += [
+        "",
+        f"Re-evaluation of each run's exported best policy ({args.episodes} fresh episodes, seeds 1000…):",
+        "",
+        "| run | best training return (ES updates before it) | re-evaluated mean ± std |",
+        "|---|---|---|",
+    ]
     for run, p in zip(args.runs, progress):
         returns = evaluate_policy(os.path.join(run, "policy"), episodes=args.episodes, seed=1000)
         best = int(np.argmax(p["reward_centre"]))  # row i evaluates the centre after i updates
-        lines.append(f"| {os.path.basename(run.rstrip('/'))} | {p['reward_centre'].max():.1f} ({best}) | "
-                     f"{returns.mean():.1f} ± {returns.std():.1f} |")
+        lines.append(
+            f"| {os.path.basename(run.rstrip('/'))} | {p['reward_centre'].max():.1f} ({best}) | "
+            f"{returns.mean():.1f} ± {returns.std():.1f} |"
+        )
     text = "\n".join(lines) + f"\n\nCommand: `python {' '.join(sys.argv)}`\n"
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(text)

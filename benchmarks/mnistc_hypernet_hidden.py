@@ -36,9 +36,7 @@ def train(hidden_units, out, mnistc_args):
     family = models.FAMILIES["hypernet"]
 
     def block(width, k, step_size, seed):
-        return layers.HyperNetODE(
-            num_gates=k, hidden_units=hidden_units, step_size=step_size, seed=seed, name="block"
-        )
+        return layers.HyperNetODE(num_gates=k, hidden_units=hidden_units, step_size=step_size, seed=seed, name="block")
 
     models.FAMILIES["hypernet"] = dataclasses.replace(family, block=block)
     try:  # in-process: a new process would build the original HyperNet
@@ -73,8 +71,10 @@ def report(small_dirs, table1_dirs, hidden_units):
         "small": small[seeds[0]]["cells"][cell_key(corruptions[0], MODEL)]["params"],
     }
     small_label = f"HyperNet-1, hidden {hidden_units}"
-    print(f"Mean ± sample std over seeds {seeds} (ddof = 1), test accuracy in %. Parameters: ODEtoODE-1 "
-          f"{params['ODEtoODE-1']:,}, HyperNet-1 {params['HyperNet-1']:,}, {small_label} {params['small']:,}.\n")
+    print(
+        f"Mean ± sample std over seeds {seeds} (ddof = 1), test accuracy in %. Parameters: ODEtoODE-1 "
+        f"{params['ODEtoODE-1']:,}, HyperNet-1 {params['HyperNet-1']:,}, {small_label} {params['small']:,}.\n"
+    )
     print(f"| corruption | ODEtoODE-1 | HyperNet-1 | {small_label} |")
     print("|---|---|---|---|")
     at_least = {"HyperNet-1": 0, "small": 0}
@@ -97,7 +97,7 @@ def main():
     mnistc_args = []
     if "--" in argv:
         at = argv.index("--")
-        argv, mnistc_args = argv[:at], argv[at + 1:]
+        argv, mnistc_args = argv[:at], argv[at + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden-units", type=int, default=2)
     parser.add_argument("--out", type=pathlib.Path, help="mnistc output directory of the run to train")

@@ -23,8 +23,8 @@ import pathlib
 
 import numpy as np
 
-from keras_odetoode.models import display_name, model_name, parse_model_name
 from keras_odetoode.mnistc_grid import upgrade_results
+from keras_odetoode.models import display_name, model_name, parse_model_name
 from keras_odetoode.result_tables import cell_key
 
 # Where the records differ without the models differing: where the data sat, and the seed.
@@ -108,7 +108,12 @@ def main():
     parser.add_argument("directories", nargs="+", type=pathlib.Path)
     parser.add_argument("--model", default="odetoode-1", help="The model whose standing is summarised.")
     parser.add_argument(
-        "--add", nargs="+", type=pathlib.Path, action="append", default=[], metavar="DIR",
+        "--add",
+        nargs="+",
+        type=pathlib.Path,
+        action="append",
+        default=[],
+        metavar="DIR",
         help="Grids of other settings, one directory per seed, to set beside the main ones.",
     )
     args = parser.parse_args()
@@ -129,8 +134,11 @@ def main():
         means = {col: round(float(accuracy[c][col].mean()), 2) for col in columns}  # ties as printed count as ties
         best = max(means.values())
         cells = [
-            (f"**{means[col]:.2f} ± {accuracy[c][col].std(ddof=1):.2f}**" if means[col] == best else
-             f"{means[col]:.2f} ± {accuracy[c][col].std(ddof=1):.2f}")
+            (
+                f"**{means[col]:.2f} ± {accuracy[c][col].std(ddof=1):.2f}**"
+                if means[col] == best
+                else f"{means[col]:.2f} ± {accuracy[c][col].std(ddof=1):.2f}"
+            )
             for col in columns
         ]
         print(f"| {c.replace('_', ' ').title()} | " + " | ".join(cells) + " |")
@@ -150,8 +158,10 @@ def main():
                 f"range {min(gaps[col]):+.2f} to {max(gaps[col]):+.2f} pp."
             )
         overall = {col: np.mean([accuracy[c][col].mean() for c in corruptions]) for col in columns}
-        print("Mean over the rows: " + ", ".join(f"{_title(col)} {v:.2f}" for col, v in
-                                                 sorted(overall.items(), key=lambda kv: -kv[1])))
+        print(
+            "Mean over the rows: "
+            + ", ".join(f"{_title(col)} {v:.2f}" for col, v in sorted(overall.items(), key=lambda kv: -kv[1]))
+        )
 
 
 if __name__ == "__main__":

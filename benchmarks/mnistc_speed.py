@@ -108,9 +108,7 @@ def pipeline_readers(root, split, batch_size):
     cost to every batch and is shown for reference. Returns
     `(in_graph, python_loop)`.
     """
-    dataset = load_mnist_corrupted(
-        "identity", split, batch_size=batch_size, source="local", data_dir=root
-    )
+    dataset = load_mnist_corrupted("identity", split, batch_size=batch_size, source="local", data_dir=root)
 
     def count_in_python():
         count = 0
@@ -157,11 +155,7 @@ def in_order_reader(root, batch_size, convert=True):
         images = tf.cast(split[rows], tf.float32) / 255.0 if convert else split[rows]
         return images, labels[rows]
 
-    dataset = (
-        tf.data.Dataset.range(steps)
-        .map(batch, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    dataset = tf.data.Dataset.range(steps).map(batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     return _epoch_reader(dataset, steps)
 
 
@@ -264,9 +258,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--models", default=",".join(TABLE1_MODELS) + ",odetoode-1:state,odetoode-1:stiefel",
-                        help="Classifiers to train; NAME:stiefel for the Stiefel projection, "
-                             "NAME:state for ODEtoODE's gates of the state.")
+    parser.add_argument(
+        "--models",
+        default=",".join(TABLE1_MODELS) + ",odetoode-1:state,odetoode-1:stiefel",
+        help="Classifiers to train; NAME:stiefel for the Stiefel projection, "
+        "NAME:state for ODEtoODE's gates of the state.",
+    )
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--step-size", type=float, default=0.01)
     parser.add_argument("--train-batches", type=int, default=20, help="Batches per timed fit.")

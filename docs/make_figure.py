@@ -1,6 +1,6 @@
 """The README's picture: ODEtoODE's nested flows and Lemma 4.1, from the package itself.
 
-    python docs/make_figure.py   # writes docs/odetoode.png
+python docs/make_figure.py   # writes docs/odetoode.png
 """
 
 import os

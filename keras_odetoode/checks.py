@@ -27,11 +27,7 @@ def check_integer(argument, value, minimum=None, allow_none=False):
     """
     if value is None and allow_none:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or (minimum is not None and value < minimum)
-    ):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (minimum is not None and value < minimum):
         expected = "an integer" if minimum is None else f"an integer ≥ {minimum}"
         expected += " or None" if allow_none else ""
         raise ValueError(f"{argument} must be {expected}. Received: {argument}={value!r}")

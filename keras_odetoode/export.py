@@ -230,9 +230,7 @@ def load_metadata(path):
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidSavedModelError(f"{meta_path!r} cannot be read as JSON: {error}") from error
     if not isinstance(metadata, dict):
-        raise InvalidSavedModelError(
-            f"{meta_path!r} must hold a JSON object. Received: {type(metadata).__name__}"
-        )
+        raise InvalidSavedModelError(f"{meta_path!r} must hold a JSON object. Received: {type(metadata).__name__}")
     return metadata
 
 

@@ -207,9 +207,7 @@ def _exact_where_needed(fast, exceeded, exact):
     depend on the rest of its population).
     """
     mask = exceeded[..., tf.newaxis, tf.newaxis, tf.newaxis]
-    return tf.cond(
-        tf.reduce_any(exceeded), lambda: tf.where(mask, exact(), fast), lambda: tf.identity(fast)
-    )
+    return tf.cond(tf.reduce_any(exceeded), lambda: tf.where(mask, exact(), fast), lambda: tf.identity(fast))
 
 
 def check_orthogonal(w0, tol=1e-5):

@@ -39,8 +39,7 @@ def get_activation(name):
         return keras.activations.get(name)
     except ValueError:
         raise ValueError(
-            f"Unknown activation. Expected 'abs' or a Keras activation name. "
-            f"Received: activation={name!r}"
+            f"Unknown activation. Expected 'abs' or a Keras activation name. Received: activation={name!r}"
         ) from None
 
 
@@ -99,7 +98,7 @@ class _ParamsMixin(ParamsMixin):
 
 
 def _flow_params(params):
-    return {name[len("flow."):]: value for name, value in params.items() if name.startswith("flow.")}
+    return {name[len("flow.") :]: value for name, value in params.items() if name.startswith("flow.")}
 
 
 @keras.saving.register_keras_serializable(package="keras_odetoode")
@@ -307,7 +306,13 @@ class ODEtoODE(NonAutonomousODE):
         else:
             flow_layer = flows_lib.IsospectralFlow(name="flow", **options)
         super().__init__(
-            flow_layer, step_size=step_size, horizon=horizon, activation=activation, solver=solver, use_bias=use_bias, **kwargs
+            flow_layer,
+            step_size=step_size,
+            horizon=horizon,
+            activation=activation,
+            solver=solver,
+            use_bias=use_bias,
+            **kwargs,
         )
         self.flow_name = flow
         self.num_gates = num_gates
@@ -342,10 +347,30 @@ class NANODE(NonAutonomousODE):
         seed: seed of the initializers.
     """
 
-    def __init__(self, degree=1, step_size=0.04, horizon=1.0, activation="abs", solver="euler", use_bias=True, seed=None, **kwargs):
+    def __init__(
+        self,
+        degree=1,
+        step_size=0.04,
+        horizon=1.0,
+        activation="abs",
+        solver="euler",
+        use_bias=True,
+        seed=None,
+        **kwargs,
+    ):
         num_steps_of(step_size, horizon)  # before the flow takes the horizon
-        flow = flows_lib.TrigonometricFlow(degree=degree, horizon=horizon, seed=seed, name="flow", dtype=kwargs.get("dtype"))
-        super().__init__(flow, step_size=step_size, horizon=horizon, activation=activation, solver=solver, use_bias=use_bias, **kwargs)
+        flow = flows_lib.TrigonometricFlow(
+            degree=degree, horizon=horizon, seed=seed, name="flow", dtype=kwargs.get("dtype")
+        )
+        super().__init__(
+            flow,
+            step_size=step_size,
+            horizon=horizon,
+            activation=activation,
+            solver=solver,
+            use_bias=use_bias,
+            **kwargs,
+        )
         self.degree = degree
         self.seed = seed
 
@@ -366,12 +391,31 @@ class HyperNetODE(NonAutonomousODE):
         seed: seed of the initializers.
     """
 
-    def __init__(self, num_gates=1, hidden_units=16, step_size=0.04, horizon=1.0, activation="abs", solver="euler", use_bias=True, seed=None, **kwargs):
+    def __init__(
+        self,
+        num_gates=1,
+        hidden_units=16,
+        step_size=0.04,
+        horizon=1.0,
+        activation="abs",
+        solver="euler",
+        use_bias=True,
+        seed=None,
+        **kwargs,
+    ):
         kwargs.setdefault("name", _auto_name("hypernet_ode"))
         flow = flows_lib.HyperFlow(
             num_gates=num_gates, hidden_units=hidden_units, seed=seed, name="flow", dtype=kwargs.get("dtype")
         )
-        super().__init__(flow, step_size=step_size, horizon=horizon, activation=activation, solver=solver, use_bias=use_bias, **kwargs)
+        super().__init__(
+            flow,
+            step_size=step_size,
+            horizon=horizon,
+            activation=activation,
+            solver=solver,
+            use_bias=use_bias,
+            **kwargs,
+        )
         self.num_gates = num_gates
         self.hidden_units = hidden_units
         self.seed = seed
@@ -401,7 +445,18 @@ class NeuralODE(_ParamsMixin, keras.layers.Layer):
 
     SOLVERS = ("euler", "rk4", "dopri5")
 
-    def __init__(self, hidden_units=None, step_size=0.04, horizon=1.0, activation="tanh", solver="euler", rtol=1e-5, atol=1e-6, seed=None, **kwargs):
+    def __init__(
+        self,
+        hidden_units=None,
+        step_size=0.04,
+        horizon=1.0,
+        activation="tanh",
+        solver="euler",
+        rtol=1e-5,
+        atol=1e-6,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.hidden_units = None if hidden_units is None else manifolds.check_integer("hidden_units", hidden_units, 1)
         self.num_steps = num_steps_of(step_size, horizon)

@@ -16,8 +16,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_odetoode.checks import check_choice
-from keras_odetoode.checks import check_integer  # noqa: F401  (`manifolds.check_integer`, used by flows and layers)
+from keras_odetoode.checks import (
+    check_choice,
+    check_integer,  # noqa: F401  (`manifolds.check_integer`, used by flows and layers)
+)
 
 #: Maps Skew(d) → SO(d) for the flows and the Riemannian steps: "expm", the exact
 #: exponential of this module (matrix products only); "cayley"; and "tf.linalg.expm",
@@ -48,9 +50,7 @@ def is_tall(shape):
     """Whether a matrix of `shape` has orthonormal columns (rows ≥ cols)."""
     shape = tuple(shape)
     if len(shape) < 2:
-        raise ValueError(
-            f"A Stiefel matrix needs at least 2 dimensions. Received: shape={shape}"
-        )
+        raise ValueError(f"A Stiefel matrix needs at least 2 dimensions. Received: shape={shape}")
     return shape[-2] >= shape[-1]
 
 
@@ -77,6 +77,7 @@ MAX_SQUARINGS = 64
 def taylor_threshold(degree, unit_roundoff):
     """Largest θ with Σ_{k≥m} θᵏ/k! ≤ u: for ‖A‖₂ ≤ θ the Taylor polynomial of
     degree m matches exp(A) *and its derivative* to the unit roundoff u."""
+
     def tail(theta):
         term = theta**degree / math.factorial(degree)
         total, k = 0.0, degree
@@ -254,9 +255,7 @@ def orthogonality_error(w):
     round-off. Leading axes are batch axes; the result has their shape.
     """
     w = tf.cast(tf.convert_to_tensor(w), tf.float64)
-    gram = tf.matmul(w, w, transpose_a=True) if is_tall(w.shape) else tf.matmul(
-        w, w, transpose_b=True
-    )
+    gram = tf.matmul(w, w, transpose_a=True) if is_tall(w.shape) else tf.matmul(w, w, transpose_b=True)
     eye = tf.eye(tf.shape(gram)[-1], dtype=tf.float64)
     return tf.reduce_max(tf.abs(tf.linalg.eigvalsh(gram - eye)), axis=-1)
 

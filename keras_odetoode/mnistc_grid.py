@@ -180,8 +180,7 @@ def resolve_train_on(name):
     if name == "each" or name in CORRUPTION_NAMES:
         return name
     raise ValueError(
-        f"Unknown training data. Received: train_on={name!r}. "
-        f"Expected 'each' or one of: {', '.join(CORRUPTION_NAMES)}"
+        f"Unknown training data. Received: train_on={name!r}. Expected 'each' or one of: {', '.join(CORRUPTION_NAMES)}"
     )
 
 

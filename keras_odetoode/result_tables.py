@@ -34,10 +34,7 @@ def format_tables(corruptions, models, cells, caption=""):
         values = [value(corruption, model) for model in models]
         rounded = [None if v is None else round(v, 2) for v in values]
         best = max((v for v in rounded if v is not None), default=None)
-        texts = [
-            "–" if v is None else (f"**{v:.2f}**" if v == best else f"{v:.2f}")
-            for v in rounded
-        ]
+        texts = ["–" if v is None else (f"**{v:.2f}**" if v == best else f"{v:.2f}") for v in rounded]
         lines.append(f"| {_corruption_title(corruption)} | " + " | ".join(texts) + " |")
         csv.append(corruption + "," + ",".join("" if v is None else f"{v:.2f}" for v in values))
     markdown = "\n".join(lines) + "\n"

@@ -107,8 +107,8 @@ def write_card(entry, card):
         "```",
         "",
         "Plain TensorFlow works too: "
-        f"`tf.saved_model.load(path).signatures[\"{card['signature']['key']}\"]"
-        f"({card['signature']['input']['name']}=x)[\"{card['signature']['output']['name']}\"]`.",
+        f'`tf.saved_model.load(path).signatures["{card["signature"]["key"]}"]'
+        f'({card["signature"]["input"]["name"]}=x)["{card["signature"]["output"]["name"]}"]`.',
         "",
     ]
     with open(os.path.join(entry, "README.md"), "w") as f:
@@ -166,7 +166,9 @@ def make_policy(args):
     from keras_odetoode.export import load_metadata
 
     entry = os.path.join(HERE, args.name)
-    subprocess.run([sys.executable, "-m", "keras_odetoode.cli", "export", args.source, entry, "--policy", "best"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "keras_odetoode.cli", "export", args.source, entry, "--policy", "best"], check=True
+    )
     curve = os.path.join(args.source, "learning_curve.png")
     if os.path.isfile(curve):
         shutil.copyfile(curve, os.path.join(entry, "learning_curve.png"))
@@ -236,7 +238,8 @@ def make_classifier(args):
     card = {
         "name": args.name,
         "kind": "classifier",
-        "description": args.description or "ODEtoODE-1 classifier (gated, 1 gate reading the time, width 128, h = 0.01) of the paper's Table 1.",
+        "description": args.description
+        or "ODEtoODE-1 classifier (gated, 1 gate reading the time, width 128, h = 0.01) of the paper's Table 1.",
         "task": "MNIST digit classification (identity config of MNIST-C)",
         "model": "Dense 784→128 → ODEtoODE (gated, 1 time gate, N = 100) → Dense 10, parameter flow folded",
         "parameters": int(model.count_params()),

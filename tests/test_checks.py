@@ -62,7 +62,9 @@ def test_true_is_not_an_integer_anywhere(call, argument):
 
 def test_riemannian_es_checks_with_the_shared_checks():
     specs = strategy.specs_from_variables({"w": np.zeros((2, 2), np.float32)})
-    with pytest.raises(ValueError, match=r"num_perturbations must be an integer ≥ 2\. Received: num_perturbations=True"):
+    with pytest.raises(
+        ValueError, match=r"num_perturbations must be an integer ≥ 2\. Received: num_perturbations=True"
+    ):
         strategy.RiemannianES(specs, num_perturbations=True)
     with pytest.raises(ValueError, match=r"sigma must be > 0\. Received: sigma=0"):
         strategy.RiemannianES(specs, num_perturbations=4, sigma=0)

@@ -71,8 +71,18 @@ def error_lines(capsys):
     return [line for line in capsys.readouterr().err.splitlines() if line.startswith("keras-odetoode: error:")]
 
 
-ES_ARGV = ["es", "--env", "Swimmer-v5", "--iterations", "1", "--perturbations", "2", "--episode-length", "3",
-           "--no-progress"]
+ES_ARGV = [
+    "es",
+    "--env",
+    "Swimmer-v5",
+    "--iterations",
+    "1",
+    "--perturbations",
+    "2",
+    "--episode-length",
+    "3",
+    "--no-progress",
+]
 
 
 @pytest.mark.parametrize("name", ["iterations", "episode_length"])
@@ -108,17 +118,27 @@ def test_dm_control_task_without_shimmy_says_what_to_install(capsys, monkeypatch
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["es", "--env", "Swimmer-v5", "--perturbations", "-5", "--iterations", "1"],
-         "num_perturbations must be an integer ≥ 2. Received: num_perturbations=-5"),
-        (["es", "--env", "Swimmer-v5", "--perturbations", "many"],
-         "argument --perturbations: invalid int value: 'many' (see `keras-odetoode es --help`)"),
+        (
+            ["es", "--env", "Swimmer-v5", "--perturbations", "-5", "--iterations", "1"],
+            "num_perturbations must be an integer ≥ 2. Received: num_perturbations=-5",
+        ),
+        (
+            ["es", "--env", "Swimmer-v5", "--perturbations", "many"],
+            "argument --perturbations: invalid int value: 'many' (see `keras-odetoode es --help`)",
+        ),
         (["evaluate", "{tmp}/absent"], "No such directory: '{tmp}/absent'"),
-        (["export", "{tmp}", "{tmp}/out", "--result", "accuracy"],
-         "--result must be NAME=NUMBER, e.g. accuracy=0.97. Received: 'accuracy'"),
-        (["make-mnistc", "--mnist", "{tmp}/absent.npz", "--out", "{tmp}/out"],
-         "MNIST file not found. Received: --mnist {tmp}/absent.npz"),
-        (["mnistc", "--epochs", "0", "--source", "local", "--data-dir", "{tmp}", "--out", "{tmp}/out"],
-         "epochs must be an integer ≥ 1. Received: epochs=0"),
+        (
+            ["export", "{tmp}", "{tmp}/out", "--result", "accuracy"],
+            "--result must be NAME=NUMBER, e.g. accuracy=0.97. Received: 'accuracy'",
+        ),
+        (
+            ["make-mnistc", "--mnist", "{tmp}/absent.npz", "--out", "{tmp}/out"],
+            "MNIST file not found. Received: --mnist {tmp}/absent.npz",
+        ),
+        (
+            ["mnistc", "--epochs", "0", "--source", "local", "--data-dir", "{tmp}", "--out", "{tmp}/out"],
+            "epochs must be an integer ≥ 1. Received: epochs=0",
+        ),
         (["no-such-command"], "argument COMMAND: invalid choice: 'no-such-command'"),
     ],
     ids=["es", "es-usage", "evaluate", "export", "make-mnistc", "mnistc", "command"],
@@ -161,21 +181,51 @@ def test_bad_input_in_a_real_process_is_one_line_and_nothing_from_tensorflow(com
     assert done.stdout == ""
 
 
-ES_TINY = ["es", "--env", "Swimmer-v5", "--policy", "odetoode", "--iterations", "1", "--perturbations", "4",
-           "--episode-length", "20"]
+ES_TINY = [
+    "es",
+    "--env",
+    "Swimmer-v5",
+    "--policy",
+    "odetoode",
+    "--iterations",
+    "1",
+    "--perturbations",
+    "4",
+    "--episode-length",
+    "20",
+]
 
 
 def test_an_es_run_prints_no_tensorflow_lines_unless_asked(tmp_path):
     env = _without_tf_log_level()
-    quiet = subprocess.run([sys.executable, "-m", "keras_odetoode.cli", *ES_TINY, "--logdir", str(tmp_path / "a"),
-                            "--no-progress"], capture_output=True, text=True, env=env, timeout=600)
+    quiet = subprocess.run(
+        [sys.executable, "-m", "keras_odetoode.cli", *ES_TINY, "--logdir", str(tmp_path / "a"), "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert quiet.returncode == 0, quiet.stderr
     lines = quiet.stderr.splitlines()
     assert len(lines) == 2, quiet.stderr  # the banner and the result
     assert lines[0].startswith("ES on Swimmer-v5: policy odetoode (944 parameters)")
     assert lines[1].startswith("Best centre reward") and lines[1].endswith(f"policy exported to {tmp_path}/a/policy")
-    verbose = subprocess.run([sys.executable, "-m", "keras_odetoode.cli", *ES_TINY, "--logdir", str(tmp_path / "b"),
-                              "--no-progress", "--verbose"], capture_output=True, text=True, env=env, timeout=600)
+    verbose = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keras_odetoode.cli",
+            *ES_TINY,
+            "--logdir",
+            str(tmp_path / "b"),
+            "--no-progress",
+            "--verbose",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert verbose.returncode == 0, verbose.stderr
     assert len(verbose.stderr.splitlines()) > 2 and "I0000" in verbose.stderr  # TensorFlow's own lines
 
@@ -197,8 +247,15 @@ def test_every_es_flag_has_help_and_its_default_once():
         assert "default" not in action.help.lower(), f"{action.option_strings} states its default itself"
         assert formatter._get_help_string(action).count("%(default)s") == 1, action.option_strings
     flat = " ".join(parser.format_help().split())
-    for flag, default in (("--iterations", "100"), ("--sigma", "0.1"), ("--lr", "0.01"), ("--seed", "0"),
-                          ("--policy", "odetoode"), ("--optimizer", "sgd"), ("--episode-length", "1000")):
+    for flag, default in (
+        ("--iterations", "100"),
+        ("--sigma", "0.1"),
+        ("--lr", "0.01"),
+        ("--seed", "0"),
+        ("--policy", "odetoode"),
+        ("--optimizer", "sgd"),
+        ("--episode-length", "1000"),
+    ):
         [action] = [a for a in parser._actions if flag in a.option_strings]
         assert f"{' '.join(action.help.split())} (default: {default})" in flat, flag
     assert "ES iterations in total; with --resume, counting the iterations already done" in flat

@@ -59,9 +59,7 @@ def rc_affine(images, matrix):
     m = swap @ matrix @ swap
     offset = 13.5 * (1.0 - m.sum(axis=1))
     out = [
-        ndimage.affine_transform(
-            image / 255.0, m, offset=offset, order=1, mode="grid-constant", cval=0.0
-        )
+        ndimage.affine_transform(image / 255.0, m, offset=offset, order=1, mode="grid-constant", cval=0.0)
         for image in images
     ]
     return np.rint(np.clip(out, 0, 1) * 255)
@@ -173,15 +171,11 @@ def _centres_of_mass(images):
 def test_translate_moves_the_centre_of_mass_by_three_pixels(digits):
     ink = digits > 0
     rows, cols = ink.any(axis=2), ink.any(axis=1)
-    margin = np.minimum.reduce(
-        [rows.argmax(1), cols.argmax(1), rows[:, ::-1].argmax(1), cols[:, ::-1].argmax(1)]
-    )
+    margin = np.minimum.reduce([rows.argmax(1), cols.argmax(1), rows[:, ::-1].argmax(1), cols[:, ::-1].argmax(1)])
     inside = digits[margin >= 3]  # nothing can fall off the image
     assert len(inside) > 100
     out = C.translate(inside, seed=1)
-    np.testing.assert_array_equal(
-        out.sum(axis=(1, 2), dtype=int), inside.sum(axis=(1, 2), dtype=int)
-    )
+    np.testing.assert_array_equal(out.sum(axis=(1, 2), dtype=int), inside.sum(axis=(1, 2), dtype=int))
     shift = _centres_of_mass(out) - _centres_of_mass(inside)
     np.testing.assert_allclose(np.abs(shift), 3.0, atol=1e-9)
     for axis in range(2):
@@ -321,9 +315,7 @@ def test_motion_blur_at_zero_angle_is_imagemagick_kernel(digits):
     kernel = np.exp(-(taps**2) / 18.0)
     kernel /= kernel.sum()
     # out[r, c] = sum_i k_i x[r, min(c + i, 27)]
-    reference = ndimage.correlate1d(
-        digits[:50] / 255.0, kernel, axis=2, mode="nearest", origin=-10
-    )
+    reference = ndimage.correlate1d(digits[:50] / 255.0, kernel, axis=2, mode="nearest", origin=-10)
     np.testing.assert_array_equal(out, np.rint(np.clip(reference, 0, 1) * 255))
 
 
@@ -355,12 +347,8 @@ def test_plasma_fractal_points_are_means_of_their_neighbours():
     for step in (4, 2):
         half = step // 2
         grid = maps[:, ::half, ::half]  # the points known after this level
-        diagonal = (
-            roll(grid, 1, 1) + roll(grid, 1, -1) + roll(grid, -1, 1) + roll(grid, -1, -1)
-        ) / 4
-        axial = (
-            roll(grid, 1, 0) + roll(grid, -1, 0) + roll(grid, 0, 1) + roll(grid, 0, -1)
-        ) / 4
+        diagonal = (roll(grid, 1, 1) + roll(grid, 1, -1) + roll(grid, -1, 1) + roll(grid, -1, -1)) / 4
+        axial = (roll(grid, 1, 0) + roll(grid, -1, 0) + roll(grid, 0, 1) + roll(grid, 0, -1)) / 4
         # Square points (odd, odd) average their diagonal neighbours; diamond
         # points (one odd index) their axial ones.
         square = (slice(None), slice(1, None, 2), slice(1, None, 2))

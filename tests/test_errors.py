@@ -49,7 +49,9 @@ def test_symbolic_input_that_is_not_2d_is_rejected(case):
 
 
 def test_unknown_feature_dimension_is_rejected():
-    with pytest.raises(ValueError, match=re.escape("needs a known feature dimension. Received: input_shape=(None, None)")):
+    with pytest.raises(
+        ValueError, match=re.escape("needs a known feature dimension. Received: input_shape=(None, None)")
+    ):
         keras.Sequential([keras.Input((None,)), layers.ODEtoODE(step_size=0.25)])
 
 
@@ -170,7 +172,9 @@ def test_activation_functions_are_rejected_for_their_names(case):
 @pytest.mark.parametrize("argument, value", [("step_size", True), ("step_size", "0.25"), ("horizon", None),
                                              ("horizon", "1")])  # fmt: skip
 def test_step_size_and_horizon_must_be_numbers(case, argument, value):
-    with pytest.raises(ValueError, match=re.escape(f"{argument} must be a real number. Received: {argument}={value!r}")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"{argument} must be a real number. Received: {argument}={value!r}")
+    ):
         LAYERS[case](**{argument: value})
 
 

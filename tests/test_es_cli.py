@@ -23,15 +23,35 @@ def run_cli(argv):
 
 def test_swimmer_es_end_to_end_with_export_and_evaluate(tmp_path, capsys):
     logdir = str(tmp_path / "swimmer")
-    argv = ["es", "--env", "Swimmer-v5", "--policy", "odetoode", "--iterations", "2", "--perturbations", "4",
-            "--episode-length", "20", "--seed", "0", "--backend", "local", "--logdir", logdir, "--no-progress"]
+    argv = [
+        "es",
+        "--env",
+        "Swimmer-v5",
+        "--policy",
+        "odetoode",
+        "--iterations",
+        "2",
+        "--perturbations",
+        "4",
+        "--episode-length",
+        "20",
+        "--seed",
+        "0",
+        "--backend",
+        "local",
+        "--logdir",
+        logdir,
+        "--no-progress",
+    ]
     assert run_cli(argv) == 0
     with open(os.path.join(logdir, "progress.csv")) as f:
         rows = f.read().strip().splitlines()
     assert len(rows) == 3 and rows[0].startswith("iteration,reward_mean")
     assert os.path.isfile(os.path.join(logdir, "learning_curve.png"))
     assert [os.path.basename(p) for p in checkpoint.list_checkpoints(os.path.join(logdir, "checkpoints"))] == [
-        "ckpt-000001.npz", "ckpt-000002.npz"]
+        "ckpt-000001.npz",
+        "ckpt-000002.npz",
+    ]
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(logdir, "tb")))
     export = os.path.join(logdir, "policy")
     with open(os.path.join(export, "metadata.json")) as f:
@@ -70,8 +90,20 @@ def test_dm_control_es_end_to_end(tmp_path, capsys):
 
     logdir = str(tmp_path / "dmc")
     env_id = "dm_control/swimmer-swimmer15-v0"
-    argv = ["es", "--env", env_id, "--iterations", "2", "--perturbations", "4", "--episode-length", "10",
-            "--logdir", logdir, "--no-progress"]
+    argv = [
+        "es",
+        "--env",
+        env_id,
+        "--iterations",
+        "2",
+        "--perturbations",
+        "4",
+        "--episode-length",
+        "10",
+        "--logdir",
+        logdir,
+        "--no-progress",
+    ]
     assert run_cli(argv) == 0
     export = os.path.join(logdir, "policy")
 
@@ -121,8 +153,14 @@ def test_ctrl_c_checkpoints_and_resume_is_bit_identical(tmp_path):
     # A resumed run must use the same configuration.
     with backends.InProcessBackend(env_fn, policy_fn) as backend:
         with pytest.raises(ValueError, match="Mismatched.*sigma"):
-            trainer.train(trainer.ESConfig(**{**CONFIG.to_dict(), "sigma": 0.2}), policy_fn, backend,
-                          logdir=logdir, resume="latest", progress=False)
+            trainer.train(
+                trainer.ESConfig(**{**CONFIG.to_dict(), "sigma": 0.2}),
+                policy_fn,
+                backend,
+                logdir=logdir,
+                resume="latest",
+                progress=False,
+            )
 
     # A corrupted latest checkpoint: clear error, the previous one is kept and loads.
     paths = checkpoint.list_checkpoints(os.path.join(logdir, "checkpoints"))
@@ -137,9 +175,11 @@ def small_checkpoint(iteration):
     rng = np.random.default_rng(iteration)
     params = {"omega_1/kernel": rng.standard_normal((3, 4)), "core/bias": rng.standard_normal(4)}
     return checkpoint.Checkpoint(
-        es.ESState(params, iteration, 0), ObsStats(10.0, rng.standard_normal(3), rng.random(3)),
+        es.ESState(params, iteration, 0),
+        ObsStats(10.0, rng.standard_normal(3), rng.random(3)),
         {"reward": -np.inf, "iteration": None, "params": None, "obs_mean": None, "obs_variance": None},
-        [], {"env_id": "Swimmer-v5"},
+        [],
+        {"env_id": "Swimmer-v5"},
     )
 
 
@@ -190,8 +230,20 @@ def test_a_fresh_run_refuses_a_logdir_with_another_runs_checkpoints(tmp_path, ca
     assert f"logdir={logdir!r}" in message and f"newest: {newest!r}" in message
     assert "Pass --resume (resume='latest')" in message and "another --logdir" in message
     monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
-    argv = ["es", "--env", "Swimmer-v5", "--iterations", "1", "--perturbations", "2", "--episode-length", "3",
-            "--logdir", logdir, "--no-progress"]
+    argv = [
+        "es",
+        "--env",
+        "Swimmer-v5",
+        "--iterations",
+        "1",
+        "--perturbations",
+        "2",
+        "--episode-length",
+        "3",
+        "--logdir",
+        logdir,
+        "--no-progress",
+    ]
     assert cli.run(argv) == 2
     assert error_lines(capsys) == [f"keras-odetoode: error: {message}"]
     assert checkpoint.list_checkpoints(os.path.join(logdir, "checkpoints")) == [newest]
@@ -230,8 +282,9 @@ def test_nan_rewards_rank_worst_and_training_continues(tmp_path):
         z = (z - z.mean()) / z.std()
         noise = strategy.noise(state)
         expected = (z[0::2] - z[1::2]) @ noise / (config.sigma * 14)
-        np.testing.assert_allclose(es.flatten(strategy.gradient(noise, returns), strategy.specs), expected,
-                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            es.flatten(strategy.gradient(noise, returns), strategy.specs), expected, rtol=1e-10, atol=1e-12
+        )
         state, _ = strategy.tell(state, noise, returns)
     assert num_nonfinite >= 1
     for name, value in state.params.items():  # the run made exactly these updates
@@ -247,8 +300,26 @@ def test_es_with_gates_of_the_state_trains_exports_and_resumes(tmp_path, capsys,
     """`--flow gated --gate-inputs state`: the paper's gated-ODEtoODE as the ES policy, end to end."""
     monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
     logdir = str(tmp_path / "state")
-    argv = ["es", "--env", "Swimmer-v5", "--flow", "gated", "--num-gates", "2", "--gate-inputs", "state",
-            "--hidden", "4", "--perturbations", "4", "--episode-length", "10", "--logdir", logdir, "--no-progress"]
+    argv = [
+        "es",
+        "--env",
+        "Swimmer-v5",
+        "--flow",
+        "gated",
+        "--num-gates",
+        "2",
+        "--gate-inputs",
+        "state",
+        "--hidden",
+        "4",
+        "--perturbations",
+        "4",
+        "--episode-length",
+        "10",
+        "--logdir",
+        logdir,
+        "--no-progress",
+    ]
     assert run_cli(argv + ["--iterations", "1"]) == 0
     with open(os.path.join(logdir, "policy", "metadata.json")) as f:
         policy_kwargs = json.load(f)["config"]["policy_kwargs"]
@@ -276,11 +347,27 @@ def test_es_with_gates_of_the_state_trains_exports_and_resumes(tmp_path, capsys,
     assert "Cannot resume" in line and "'gate_inputs': 'state'" in line and "'gate_inputs': 'time'" in line
 
 
-@pytest.mark.parametrize("policy, flow", [("odetoode", "isospectral"), ("hypernet", "isospectral"), ("deepnet", "gated")])
+@pytest.mark.parametrize(
+    "policy, flow", [("odetoode", "isospectral"), ("hypernet", "isospectral"), ("deepnet", "gated")]
+)
 def test_es_gate_inputs_of_the_state_need_the_gated_odetoode(policy, flow, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
-    argv = ["es", "--env", "Swimmer-v5", "--policy", policy, "--flow", flow, "--gate-inputs", "state",
-            "--iterations", "1", "--logdir", str(tmp_path / "run"), "--no-progress"]
+    argv = [
+        "es",
+        "--env",
+        "Swimmer-v5",
+        "--policy",
+        policy,
+        "--flow",
+        flow,
+        "--gate-inputs",
+        "state",
+        "--iterations",
+        "1",
+        "--logdir",
+        str(tmp_path / "run"),
+        "--no-progress",
+    ]
     assert cli.run(argv) == 2
     assert error_lines(capsys) == [
         "keras-odetoode: error: --gate-inputs is an option of --policy odetoode --flow gated. "

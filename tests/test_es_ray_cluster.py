@@ -52,11 +52,40 @@ def head_node():
 def test_es_cli_joins_a_running_cluster_by_address(head_node, tmp_path):
     # The driver is its own process, as a user's would be: Ray reads RAY_AUTH_MODE when it loads.
     address, auth = head_node
-    common = ["es", "--env", "Swimmer-v5", "--policy", "odetoode", "--hidden", "6", "--iterations", "1",
-              "--perturbations", "4", "--episode-length", "20", "--seed", "3", "--no-progress", "--no-jit"]
+    common = [
+        "es",
+        "--env",
+        "Swimmer-v5",
+        "--policy",
+        "odetoode",
+        "--hidden",
+        "6",
+        "--iterations",
+        "1",
+        "--perturbations",
+        "4",
+        "--episode-length",
+        "20",
+        "--seed",
+        "3",
+        "--no-progress",
+        "--no-jit",
+    ]
     on_cluster, in_process = str(tmp_path / "cluster"), str(tmp_path / "local")
-    command = [sys.executable, "-m", "keras_odetoode.cli", *common, "--backend", "ray", "--address", address,
-               "--workers", "2", "--logdir", on_cluster]
+    command = [
+        sys.executable,
+        "-m",
+        "keras_odetoode.cli",
+        *common,
+        "--backend",
+        "ray",
+        "--address",
+        address,
+        "--workers",
+        "2",
+        "--logdir",
+        on_cluster,
+    ]
     ran = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **auth}, timeout=600)
     assert ran.returncode == 0, ran.stderr[-3000:]
     port = address.rsplit(":", 1)[1]

@@ -80,7 +80,9 @@ POLICY_VARIANTS = [(name, {}) for name in policies.POLICIES] + [
 
 
 @pytest.mark.parametrize(
-    "name, options", POLICY_VARIANTS, ids=["-".join([name, *map(str, options.values())]) for name, options in POLICY_VARIANTS]
+    "name, options",
+    POLICY_VARIANTS,
+    ids=["-".join([name, *map(str, options.values())]) for name, options in POLICY_VARIANTS],
 )
 def test_batched_policy_equals_each_members_keras_model(name, options):
     model = policies.build_policy(name, 5, 3, hidden=6, depth=3, seed=0, **options)
@@ -155,7 +157,9 @@ def test_obs_stats_merge_members_equals_numpy_over_all_observations():
     prior = rng.normal(-1.0, 0.5, (7, 4))
     batches = [rng.normal(3.0, 2.0, (n, 4)) for n in (1, 5, 0, 30, 2)]  # one member saw nothing
     stats = ObsStats.empty(4).merge(len(prior), prior.sum(0), (prior**2).sum(0))
-    stats = stats.merge_members([len(b) for b in batches], [b.sum(0) for b in batches], [(b**2).sum(0) for b in batches])
+    stats = stats.merge_members(
+        [len(b) for b in batches], [b.sum(0) for b in batches], [(b**2).sum(0) for b in batches]
+    )
     everything = np.concatenate([prior, *batches])
     assert stats.count == len(everything) == 45
     np.testing.assert_allclose(stats.mean, everything.mean(0), rtol=1e-12)
@@ -303,13 +307,16 @@ def test_worker_processes_leave_ctrl_c_to_the_parent():
 
 
 @pytest.mark.parametrize("name", ["deepnet", "deepresnet", "baseode", "nanode"])
-@pytest.mark.parametrize("options", [{}, {"flow": "gated", "num_gates": 2, "gate_inputs": "state"}], ids=["iso", "state"])
+@pytest.mark.parametrize(
+    "options", [{}, {"flow": "gated", "num_gates": 2, "gate_inputs": "state"}], ids=["iso", "state"]
+)
 def test_matched_hidden_is_the_smallest_width_with_odetoodes_parameter_count(name, options):
     """§5.1.1: a baseline scaled to at least ODEtoODE's parameters, here the isospectral or the state-gated one."""
     target = policies.count_params("odetoode", 8, 2, 6, **options)
     width = policies.matched_hidden(name, 8, 2, 6, **options)
     assert policies.count_params(name, 8, 2, width) >= target > policies.count_params(name, 8, 2, width - 1)
-    model = policies.build_policy(name, 8, 2, hidden=6, match_params=True, seed=0,
-                                  **{k: v for k, v in options.items() if k != "gate_inputs"})
+    model = policies.build_policy(
+        name, 8, 2, hidden=6, match_params=True, seed=0, **{k: v for k, v in options.items() if k != "gate_inputs"}
+    )
     time_target = policies.count_params("odetoode", 8, 2, 6, **{k: v for k, v in options.items() if k != "gate_inputs"})
     assert model.count_params() >= time_target > policies.count_params(name, 8, 2, model.get_layer("omega_1").units - 1)

@@ -98,7 +98,9 @@ def test_gradient_estimate_matches_true_gradient_within_monte_carlo_error():
     assert np.linalg.norm(estimate - true_gradient) < 0.1 * np.linalg.norm(true_gradient)
 
 
-@pytest.mark.parametrize("shaping,optimizer,lr", [("z_score", "sgd", 0.01), ("raw", "sgd", 0.05), ("centered_ranks", "adam", 0.05)])
+@pytest.mark.parametrize(
+    "shaping,optimizer,lr", [("z_score", "sgd", 0.01), ("raw", "sgd", 0.05), ("centered_ranks", "adam", 0.05)]
+)
 def test_es_converges_on_quadratic(shaping, optimizer, lr):
     specs = (es.ParamSpec("x", (5,)),)
     centre = np.array([1.0, -2.0, 0.5, 3.0, -1.0])

@@ -58,7 +58,9 @@ def test_the_three_product_polynomial_is_the_degree_8_taylor_polynomial():
 def test_taylor_expm_is_exp_below_its_threshold_and_reports_the_bound(dtype, rng):
     a = _skew_with_theta(rng, 48, 0.99 * _threshold(dtype)).astype(dtype)
     e, theta = manifolds.taylor_expm(tf.constant(a))
-    np.testing.assert_allclose(e.numpy(), scipy.linalg.expm(a.astype(np.float64)), rtol=0, atol=32 * UNIT_ROUNDOFF[dtype])
+    np.testing.assert_allclose(
+        e.numpy(), scipy.linalg.expm(a.astype(np.float64)), rtol=0, atol=32 * UNIT_ROUNDOFF[dtype]
+    )
     np.testing.assert_allclose(theta.numpy(), math.sqrt(np.abs(a.astype(np.float64) @ a).sum(axis=0).max()), rtol=1e-5)
     # Above the threshold the polynomial alone is not exp: what the flows' check is for.
     big = _skew_with_theta(rng, 48, 16.0)

@@ -104,8 +104,17 @@ def exported(tmp_path_factory):
     ones = repr(np.ones((2, DIM)).tolist()).replace(" ", "")
     saved_model_cli = subprocess.Popen(
         _saved_model_cli()
-        + ["run", "--dir", str(root / "model"), "--tag_set", "serve", "--signature_def", "serving_default",
-           "--input_exprs", f"inputs={ones}"],
+        + [
+            "run",
+            "--dir",
+            str(root / "model"),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--input_exprs",
+            f"inputs={ones}",
+        ],
         **run,
     )
     serve_out, serve_err = serve.communicate(timeout=300)
@@ -273,8 +282,10 @@ def test_cli_exports_a_keras_file(exported, tmp_path, capsys):
     source.parent.mkdir()
     exported["model"].save(source)
     out = tmp_path / "served"
-    assert cli.main(["export", str(source), str(out), "--result", "accuracy=0.9",
-                     "--training-command", "python train.py"]) == 0
+    assert (
+        cli.main(["export", str(source), str(out), "--result", "accuracy=0.9", "--training-command", "python train.py"])
+        == 0
+    )
     assert "4 parameter flow(s) folded" in capsys.readouterr().err
     serving = export.load_serving(out)
     np.testing.assert_allclose(serving(exported["x"]), exported["expected"], rtol=0, atol=1e-5)
@@ -299,7 +310,9 @@ def _write_es_run(run_dir, obs_dim=5, act_dim=2):
     stats = ObsStats(10.0, rng.standard_normal(obs_dim), rng.uniform(1.0, 5.0, obs_dim))
     config = ESConfig(env_id="Swimmer-v5", policy="odetoode", policy_kwargs=kwargs, iterations=3).to_dict()
     best_record = {
-        "reward": 12.5, "iteration": 2, "params": best,
+        "reward": 12.5,
+        "iteration": 2,
+        "params": best,
         "obs_mean": rng.standard_normal(obs_dim).astype("float32"),
         "obs_variance": rng.uniform(0.5, 2.0, obs_dim).astype("float32"),
     }
@@ -474,7 +487,9 @@ def test_evaluate_refuses_a_path_that_is_not_a_policy_of_this_package(exported, 
 def test_inputs_of_another_width_are_refused(exported):
     """A (batch, 1) input would broadcast in a model that normalizes its observations."""
     serving = export.load_serving(exported["path"])
-    with pytest.raises(ValueError, match=rf"serves inputs of shape \(batch, {DIM}\). Received: inputs of shape \(3, 1\)"):
+    with pytest.raises(
+        ValueError, match=rf"serves inputs of shape \(batch, {DIM}\). Received: inputs of shape \(3, 1\)"
+    ):
         serving(np.ones((3, 1), np.float32))
     with pytest.raises(ValueError, match=rf"Received: inputs of shape \({DIM},\)"):
         serving(np.ones(DIM, np.float32))

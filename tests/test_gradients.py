@@ -25,23 +25,18 @@ DIM, BATCH = 4, 3
 def _polar_correction_every_4_steps(monkeypatch):
     monkeypatch.setattr(flows, "POLAR_CORRECTION_INTERVAL", 4)
 
+
 EPS = 1e-6
 RTOL = 1e-6
 
 GRADIENT_CASES = {
     "iso-expm-lie_euler": lambda **kw: layers.ODEtoODE(step_size=0.2, activation="tanh", **kw),
-    "iso-cayley-lie_euler": lambda **kw: layers.ODEtoODE(
-        step_size=0.2, activation="tanh", retraction="cayley", **kw
-    ),
-    "iso-expm-rkmk4": lambda **kw: layers.ODEtoODE(
-        step_size=0.2, activation="tanh", integrator="rkmk4", **kw
-    ),
+    "iso-cayley-lie_euler": lambda **kw: layers.ODEtoODE(step_size=0.2, activation="tanh", retraction="cayley", **kw),
+    "iso-expm-rkmk4": lambda **kw: layers.ODEtoODE(step_size=0.2, activation="tanh", integrator="rkmk4", **kw),
     "iso-cayley-rkmk4-rk4": lambda **kw: layers.ODEtoODE(
         step_size=0.2, activation="tanh", retraction="cayley", integrator="rkmk4", solver="rk4", **kw
     ),
-    "gated2-lie_euler": lambda **kw: layers.ODEtoODE(
-        flow="gated", num_gates=2, step_size=0.2, activation="tanh", **kw
-    ),
+    "gated2-lie_euler": lambda **kw: layers.ODEtoODE(flow="gated", num_gates=2, step_size=0.2, activation="tanh", **kw),
     "gated2-rkmk4": lambda **kw: layers.ODEtoODE(
         flow="gated", num_gates=2, step_size=0.2, activation="tanh", integrator="rkmk4", **kw
     ),
@@ -49,9 +44,7 @@ GRADIENT_CASES = {
         flow="gated", gate_inputs="state", hidden_units=3, num_gates=2, step_size=0.2, activation="tanh", **kw
     ),
     "nanode2": lambda **kw: layers.NANODE(degree=2, step_size=0.2, activation="tanh", **kw),
-    "hypernet2": lambda **kw: layers.HyperNetODE(
-        num_gates=2, hidden_units=3, step_size=0.2, activation="tanh", **kw
-    ),
+    "hypernet2": lambda **kw: layers.HyperNetODE(num_gates=2, hidden_units=3, step_size=0.2, activation="tanh", **kw),
     "neuralode-euler": lambda **kw: layers.NeuralODE(hidden_units=5, step_size=0.2, **kw),
     "neuralode-rk4": lambda **kw: layers.NeuralODE(hidden_units=5, step_size=0.2, solver="rk4", **kw),
     "stiefel-dense-tall": lambda **kw: layers.StiefelDense(3, use_bias=True, **kw),

@@ -89,7 +89,9 @@ def test_main_flow_order_against_expm(solver, order, rng):
     exact = x0 @ scipy.linalg.expm(T * w.T)
     errors = []
     for n in STEPS:
-        layer = layers.NANODE(degree=0, step_size=T / n, activation="linear", solver=solver, use_bias=False, dtype="float64")
+        layer = layers.NANODE(
+            degree=0, step_size=T / n, activation="linear", solver=solver, use_bias=False, dtype="float64"
+        )
         layer(x0)
         layer.flow.coefficients.assign(w[None])
         errors.append(np.linalg.norm(layer(x0).numpy() - exact))
@@ -110,14 +112,18 @@ def test_nested_flow_order_against_a_tight_reference(solver, integrator, order, 
     errors = []
     for n in STEPS:
         flow = RotatingFrameFlow(b0, c, integrator=integrator)
-        layer = layers.NonAutonomousODE(flow, step_size=T / n, activation="linear", solver=solver, use_bias=False, dtype="float64")
+        layer = layers.NonAutonomousODE(
+            flow, step_size=T / n, activation="linear", solver=solver, use_bias=False, dtype="float64"
+        )
         errors.append(np.linalg.norm(layer(x0).numpy().ravel() - exact))
     assert _slope(STEPS, errors) == pytest.approx(order, abs=0.3)
 
 
 def _linear_node(solver, n, rng_seed=3):
     """NeuralODE with linear activation: g(x) = x M + c, solved exactly by an augmented expm."""
-    layer = layers.NeuralODE(hidden_units=4, step_size=T / n, activation="linear", solver=solver, rtol=1e-10, atol=1e-10, dtype="float64")
+    layer = layers.NeuralODE(
+        hidden_units=4, step_size=T / n, activation="linear", solver=solver, rtol=1e-10, atol=1e-10, dtype="float64"
+    )
     rng = np.random.default_rng(rng_seed)
     x0 = rng.standard_normal((3, 4))
     layer(x0)

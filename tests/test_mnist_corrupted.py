@@ -56,9 +56,7 @@ def stacked(dataset):
 
 def test_local_test_split_is_the_files_in_order(layout, digits):
     images, labels = digits
-    dataset = M.load_mnist_corrupted(
-        "identity", "test", batch_size=32, source="local", data_dir=layout
-    )
+    dataset = M.load_mnist_corrupted("identity", "test", batch_size=32, source="local", data_dir=layout)
     assert dataset.element_spec[0].shape.as_list() == [None, 784]
     assert dataset.element_spec[0].dtype == tf.float32
     assert dataset.element_spec[1].dtype == tf.int64
@@ -75,9 +73,7 @@ def test_local_train_split_is_a_seeded_permutation(layout, digits):
     images, labels = digits
 
     def load(seed):
-        return M.load_mnist_corrupted(
-            "identity", "train", 100, layout, source="local", shuffle_seed=seed
-        )
+        return M.load_mnist_corrupted("identity", "train", 100, layout, source="local", shuffle_seed=seed)
 
     x, y = stacked(load(0))
     flat = images[:500].reshape(500, 784).astype(np.float32) / 255
@@ -114,9 +110,7 @@ def test_each_epoch_is_a_new_permutation_repeated_by_the_seed(layout):
         return orders
 
     def load(seed):
-        return M.load_mnist_corrupted(
-            "identity", "train", 128, layout, source="local", shuffle_seed=seed
-        )
+        return M.load_mnist_corrupted("identity", "train", 128, layout, source="local", shuffle_seed=seed)
 
     first, second = epochs(load(3))
     assert not np.array_equal(first, second)
@@ -190,21 +184,13 @@ def test_tfds_and_local_sources_give_identical_batches(layout):
     def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
         assert self.builder_config.name == "shot_noise" and split == "train"
         assert not shuffle_files  # the loader shuffles examples itself, seeded
-        return tf.data.Dataset.from_tensor_slices(
-            {"image": images, "label": labels.astype(np.int64)}
-        )
+        return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels.astype(np.int64)})
 
     options = dict(batch_size=64, shuffle_seed=5)
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
         # Mocked TFDS has no prepared files; download=True is a mocked no-op.
-        from_tfds = batches(
-            M.load_mnist_corrupted("shot_noise", "train", download=True, **options)
-        )
-    from_files = batches(
-        M.load_mnist_corrupted(
-            "shot_noise", "train", source="local", data_dir=layout, **options
-        )
-    )
+        from_tfds = batches(M.load_mnist_corrupted("shot_noise", "train", download=True, **options))
+    from_files = batches(M.load_mnist_corrupted("shot_noise", "train", source="local", data_dir=layout, **options))
     assert len(from_tfds) == len(from_files) == 8
     for (x_tfds, y_tfds), (x_local, y_local) in zip(from_tfds, from_files):
         assert x_tfds.dtype == x_local.dtype == np.float32
@@ -215,9 +201,7 @@ def test_tfds_and_local_sources_give_identical_batches(layout):
 
 def test_tfds_mock_data_default_generator_runs_the_pipeline():
     with tfds.testing.mock_data(num_examples=10):
-        x, y = stacked(
-            M.load_mnist_corrupted("zigzag", "test", batch_size=4, download=True)
-        )
+        x, y = stacked(M.load_mnist_corrupted("zigzag", "test", batch_size=4, download=True))
     assert x.shape == (10, 784) and x.dtype == np.float32
     assert 0.0 <= x.min() and x.max() <= 1.0
     assert y.dtype == np.int64 and 0 <= y.min() and y.max() <= 9
@@ -226,9 +210,7 @@ def test_tfds_mock_data_default_generator_runs_the_pipeline():
 def test_bad_tfds_split_raises_value_error():
     def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
         images = np.zeros((5, 28, 28), np.uint8)  # no channel axis
-        return tf.data.Dataset.from_tensor_slices(
-            {"image": images, "label": np.zeros(5, np.int64)}
-        )
+        return tf.data.Dataset.from_tensor_slices({"image": images, "label": np.zeros(5, np.int64)})
 
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
         with pytest.raises(ValueError, match=r"from TFDS.*shape=\(5, 28, 28\)"):
@@ -236,9 +218,7 @@ def test_bad_tfds_split_raises_value_error():
 
 
 def test_unprepared_tfds_fails_at_once_with_offline_advice(tmp_path):
-    with mock.patch.object(
-        tfds.core.DatasetBuilder, "download_and_prepare", side_effect=AssertionError
-    ) as download:
+    with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", side_effect=AssertionError) as download:
         with pytest.raises(FileNotFoundError) as error:
             M.load_mnist_corrupted("fog", "train", data_dir=tmp_path)
     download.assert_not_called()
@@ -256,9 +236,7 @@ def test_unprepared_tfds_fails_at_once_with_offline_advice(tmp_path):
     ],
 )
 def test_failed_download_points_to_the_local_source(tmp_path, failure):
-    with mock.patch.object(
-        tfds.core.DatasetBuilder, "download_and_prepare", side_effect=failure
-    ):
+    with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", side_effect=failure):
         with pytest.raises(ConnectionError) as error:
             M.load_mnist_corrupted("fog", "test", data_dir=tmp_path, download=True)
     message = str(error.value)
@@ -280,9 +258,7 @@ def test_failed_download_points_to_the_local_source(tmp_path, failure):
     ],
 )
 def test_bad_arguments_raise_value_error(layout, kwargs, match):
-    arguments = dict(
-        corruption="identity", split="test", source="local", data_dir=layout
-    )
+    arguments = dict(corruption="identity", split="test", source="local", data_dir=layout)
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=match) as error:
         M.load_mnist_corrupted(**arguments)
@@ -366,6 +342,7 @@ def test_a_config_does_not_depend_on_the_others_generated(digits, tmp_path):
     train, test = (images[:100], labels[:100]), (images[:50], labels[:50])
     M.make_mnist_c(train, test, tmp_path / "a", ["zigzag"], progress=False)
     M.make_mnist_c(train, test, tmp_path / "b", ["fog", "zigzag"], progress=False)
+
     def read(folder, split):
         return M.read_local_split(tmp_path / folder, "zigzag", split)[0]
 

@@ -437,7 +437,9 @@ def test_cli_resumes_an_interrupted_cell_from_its_backup(tiny_mnistc, tmp_path, 
     assert cell["train_loss"] == pytest.approx(uninterrupted["train_loss"], rel=1e-6, abs=0)
     assert cell["test_accuracy"] == uninterrupted["test_accuracy"]
     resumed_weights = _weights(out / "runs" / "identity" / "dense-1" / "last.weights.h5")
-    for resumed, expected in zip(resumed_weights, _weights(whole / "runs" / "identity" / "dense-1" / "last.weights.h5")):
+    for resumed, expected in zip(
+        resumed_weights, _weights(whole / "runs" / "identity" / "dense-1" / "last.weights.h5")
+    ):
         np.testing.assert_allclose(resumed, expected, rtol=0, atol=1e-6)
 
 
@@ -540,7 +542,9 @@ def test_cli_download_flag_lets_tfds_download(tmp_path):
     args = ["mnistc", "--corruptions", "identity", "--models", "dense-1", "--data-dir", str(tmp_path / "tfds"),
             "--out", str(tmp_path / "o")]  # fmt: skip
     with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", side_effect=AssertionError) as download:
-        with pytest.raises(FileNotFoundError, match=r"mnist_corrupted/identity is not prepared in .*mnistc: --download"):
+        with pytest.raises(
+            FileNotFoundError, match=r"mnist_corrupted/identity is not prepared in .*mnistc: --download"
+        ):
             cli.main(args)
     download.assert_not_called()
     failure = tfds.download.DownloadError("no route to zenodo.org")

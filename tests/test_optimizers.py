@@ -27,7 +27,10 @@ def _dense_model(seed):
     "ours,theirs",
     [
         (lambda: ko.RiemannianSGD(0.05), lambda: keras.optimizers.SGD(0.05)),
-        (lambda: ko.RiemannianSGD(0.05, momentum=0.9, nesterov=True), lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)),
+        (
+            lambda: ko.RiemannianSGD(0.05, momentum=0.9, nesterov=True),
+            lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+        ),
         (lambda: ko.RiemannianAdam(0.01, amsgrad=True), lambda: keras.optimizers.Adam(0.01, amsgrad=True)),
         (lambda: ko.RiemannianAdam(0.01), lambda: keras.optimizers.Adam(0.01)),
     ],
@@ -145,7 +148,9 @@ def test_optimizer_config_round_trip():
         assert type(restored) is type(opt)
 
 
-@pytest.mark.parametrize("make", [lambda: ko.RiemannianSGD(0.1, use_ema=True), lambda: ko.RiemannianAdam(0.02, use_ema=True)])
+@pytest.mark.parametrize(
+    "make", [lambda: ko.RiemannianSGD(0.1, use_ema=True), lambda: ko.RiemannianAdam(0.02, use_ema=True)]
+)
 def test_ema_of_a_manifold_variable_is_the_polar_factor_of_the_mean(make, rng):
     """use_ema: average ← polar(m·average + (1 − m)·W), so EMA weights stay on the manifold."""
     w = _manifold_variable((7, 3), "expm", seed=1)
@@ -175,11 +180,17 @@ def test_fit_with_ema_leaves_the_manifold_variables_on_it(rng):
 
 @pytest.mark.parametrize(
     "ours,theirs",
-    [(lambda **kw: ko.RiemannianSGD(0.1, momentum=0.5, **kw), lambda **kw: keras.optimizers.SGD(0.1, momentum=0.5, **kw)),
-     (lambda **kw: ko.RiemannianAdam(0.02, **kw), lambda **kw: keras.optimizers.Adam(0.02, **kw))],
+    [
+        (
+            lambda **kw: ko.RiemannianSGD(0.1, momentum=0.5, **kw),
+            lambda **kw: keras.optimizers.SGD(0.1, momentum=0.5, **kw),
+        ),
+        (lambda **kw: ko.RiemannianAdam(0.02, **kw), lambda **kw: keras.optimizers.Adam(0.02, **kw)),
+    ],
 )
 def test_weight_decay_applies_to_euclidean_variables_only(ours, theirs, rng):
     """On ST(n, p) the decay W ← (1 − λη) W is not defined: manifold variables step as without it."""
+
     def run(make, **kwargs):
         w, b = _manifold_variable((7, 3), seed=1), keras.Variable(np.ones(4, np.float32))
         opt = make(**kwargs)

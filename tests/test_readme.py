@@ -13,7 +13,7 @@ DIGITS_FILE = pathlib.Path(__file__).parent / "data" / "mnist-600.npz"
 
 def readme_keras_example():
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## A Keras example"):]
+    section = text[text.index("## A Keras example") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

@@ -21,9 +21,19 @@ def write_version_1_checkpoint(path):
         "best_iteration": 1,  # counted from 0: the centre evaluated by the 2nd iteration (2nd row of progress.csv)
         "history": [{"iteration": i, "reward_centre": r} for i, r in ((1, 1.0), (2, 4.5), (3, 2.0))],
         "config": {
-            "env_id": "Swimmer-v5", "policy": "odetoode", "iterations": 3, "perturbations": 4, "sigma": 0.1,
-            "learning_rate": 0.01, "antithetic": True, "fitness_shaping": "z_score", "optimizer": "sgd",
-            "seed": 7, "episode_length": 15, "normalize_observations": True, "evaluate_centre": True,
+            "env_id": "Swimmer-v5",
+            "policy": "odetoode",
+            "iterations": 3,
+            "perturbations": 4,
+            "sigma": 0.1,
+            "learning_rate": 0.01,
+            "antithetic": True,
+            "fitness_shaping": "z_score",
+            "optimizer": "sgd",
+            "seed": 7,
+            "episode_length": 15,
+            "normalize_observations": True,
+            "evaluate_centre": True,
             "policy_kwargs": {"hidden": 2, "flow": "gated", "num_gates": 1, "seed": 7},  # no gate_inputs
         },
         "param_names": list(params),
@@ -32,8 +42,15 @@ def write_version_1_checkpoint(path):
     arrays.update({f"adam_m:{k}": np.zeros_like(v) for k, v in params.items()})
     arrays.update({f"adam_v:{k}": np.zeros_like(v) for k, v in params.items()})
     arrays.update({f"best:{k}": v + 1 for k, v in params.items()})
-    arrays.update({"obs:mean": np.zeros(3), "obs:m2": np.ones(3), "best_obs:mean": np.zeros(3),
-                   "best_obs:variance": np.ones(3), "header": np.array(json.dumps(header))})
+    arrays.update(
+        {
+            "obs:mean": np.zeros(3),
+            "obs:m2": np.ones(3),
+            "best_obs:mean": np.zeros(3),
+            "best_obs:variance": np.ones(3),
+            "header": np.array(json.dumps(header)),
+        }
+    )
     np.savez(path, **arrays)
 
 
@@ -51,8 +68,9 @@ def test_a_version_1_checkpoint_loads_in_the_current_format(tmp_path):
     assert ckpt.commands == [None]
 
     # It resumes with gates of the time, given explicitly or left to the default, and not with others.
-    config = trainer.ESConfig(**{**ckpt.config, "policy_kwargs": {"hidden": 2, "flow": "gated", "num_gates": 1,
-                                                                  "seed": 7}})
+    config = trainer.ESConfig(
+        **{**ckpt.config, "policy_kwargs": {"hidden": 2, "flow": "gated", "num_gates": 1, "seed": 7}}
+    )
     trainer._check_resume(ckpt.config, config)
     config.policy_kwargs["gate_inputs"] = "time"
     trainer._check_resume(ckpt.config, config)
@@ -63,8 +81,10 @@ def test_a_version_1_checkpoint_loads_in_the_current_format(tmp_path):
     # Saved again, it is a current-format checkpoint with the same content.
     again = checkpoint.load(checkpoint.save(str(tmp_path / "again"), ckpt))
     assert again.best["iteration"] == 2 and again.commands == [None]
-    assert json.loads(str(np.load(checkpoint.checkpoint_path(str(tmp_path / "again"), 3))["header"]))[
-        "format_version"] == checkpoint.FORMAT_VERSION
+    assert (
+        json.loads(str(np.load(checkpoint.checkpoint_path(str(tmp_path / "again"), 3))["header"]))["format_version"]
+        == checkpoint.FORMAT_VERSION
+    )
 
 
 def test_a_checkpoint_of_a_newer_format_is_refused(tmp_path):
@@ -75,8 +95,11 @@ def test_a_checkpoint_of_a_newer_format_is_refused(tmp_path):
     header = json.loads(str(arrays["header"]))
     arrays["header"] = np.array(json.dumps({**header, "format_version": checkpoint.FORMAT_VERSION + 1}))
     np.savez(path, **arrays)
-    with pytest.raises(checkpoint.CheckpointError, match=rf"Unsupported checkpoint format\. Received: "
-                                                         rf"format_version={checkpoint.FORMAT_VERSION + 1}"):
+    with pytest.raises(
+        checkpoint.CheckpointError,
+        match=rf"Unsupported checkpoint format\. Received: "
+        rf"format_version={checkpoint.FORMAT_VERSION + 1}",
+    ):
         checkpoint.load(str(path))
 
 
@@ -107,8 +130,7 @@ def test_a_version_1_results_record_loads_in_the_current_format(tmp_path):
 def test_upgrade_steps_run_in_order_and_refuse_unknown_versions():
     steps = {1: lambda r: {**r, "a": 1}, 2: lambda r: {**r, "b": r["a"] + 1}}
     assert records.upgrade({"x": 0}, "thing", steps, 3) == {"x": 0, "a": 1, "b": 2, "format_version": 3}
-    assert records.upgrade({"format_version": 2, "a": 5}, "thing", steps, 3) == {"a": 5, "b": 6,
-                                                                                 "format_version": 3}
+    assert records.upgrade({"format_version": 2, "a": 5}, "thing", steps, 3) == {"a": 5, "b": 6, "format_version": 3}
     for version in (0, 4, "2", True):
-        with pytest.raises(errors.InputError, match=rf"Unsupported thing format\. Received: format_version="):
+        with pytest.raises(errors.InputError, match=r"Unsupported thing format\. Received: format_version="):
             records.upgrade({"format_version": version}, "thing", steps, 3)

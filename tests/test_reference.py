@@ -91,7 +91,9 @@ def test_gated_layer_matches_its_definition(num_gates, rng):
     layer.flow.gates.assign(gates)
     kernels = np.asarray(layer.flow.gate_kernels, np.float64)
     w0 = np.asarray(layer.flow.w0, np.float64)
-    ws, y = reference_gated(w0, gates.astype(np.float64), kernels, bias.astype(np.float64), x.astype(np.float64), H, 25, T)
+    ws, y = reference_gated(
+        w0, gates.astype(np.float64), kernels, bias.astype(np.float64), x.astype(np.float64), H, 25, T
+    )
     assert np.linalg.norm(ws[-1] - ws[0]) > 0.5
     np.testing.assert_allclose(layer.parameter_trajectory().numpy(), ws, atol=1e-5)
     np.testing.assert_allclose(layer(x).numpy(), y, rtol=1e-5, atol=1e-5)
@@ -178,8 +180,14 @@ def test_sequential_and_functional_apis_agree(rng):
     "flow, sigma",
     # At σ = 1 the isospectral generator hWᵀQW N is ~100× larger: its steps amplify
     # round-off so fast that float32 and float64 part ways; the singular values still hold.
-    [("isospectral", 0.1), ("isospectral", 0.3), ("isospectral", 1.0), ("gated", 0.1), ("gated", 1.0),
-     ("gated-state", 0.1)],  # fmt: skip
+    [
+        ("isospectral", 0.1),
+        ("isospectral", 0.3),
+        ("isospectral", 1.0),
+        ("gated", 0.1),
+        ("gated", 1.0),
+        ("gated-state", 0.1),
+    ],  # fmt: skip
 )
 def test_a_w0_off_the_manifold_follows_the_exact_flow(flow, sigma, rng):
     # An ES member θ + σε (§4.2) starts off O(d). Its flow is W_0 E_1 ⋯ E_i, with the

@@ -25,7 +25,9 @@ def test_the_zoo_has_the_promised_models_and_stays_small():
         card = _card(name)
         readme = open(os.path.join(ZOO, name, "README.md")).read()
         assert f"{card['score']['mean']:.2f}" in readme and card["train_command"] in readme
-        on_disk = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(os.path.join(ZOO, name)) for f in files)
+        on_disk = sum(
+            os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(os.path.join(ZOO, name)) for f in files
+        )
         assert on_disk < 1.1 * card["size_bytes"]  # the card's size is the export's; the card files add a little
         total += on_disk
     assert total < 10e6

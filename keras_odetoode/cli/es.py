@@ -22,40 +22,60 @@ def register(subparsers):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     es.add_argument("--env", required=True, help="gymnasium id, e.g. Swimmer-v5 or dm_control/swimmer-swimmer15-v0")
-    es.add_argument("--policy", default="odetoode",
-                    choices=("odetoode", "deepnet", "deepresnet", "baseode", "nanode", "hypernet"),
-                    help="policy network between the two Stiefel projections")
-    es.add_argument("--flow", default="isospectral", choices=("isospectral", "gated"),
-                    help="ODEtoODE's parameter flow")
+    es.add_argument(
+        "--policy",
+        default="odetoode",
+        choices=("odetoode", "deepnet", "deepresnet", "baseode", "nanode", "hypernet"),
+        help="policy network between the two Stiefel projections",
+    )
+    es.add_argument("--flow", default="isospectral", choices=("isospectral", "gated"), help="ODEtoODE's parameter flow")
     es.add_argument("--num-gates", type=int, default=1, help="gates of the gated flow / HyperNet")
-    es.add_argument("--gate-inputs", default="time", choices=("time", "state"),
-                    help="what the gated flow's gate networks read: the time, or the state W_t (the paper's "
-                         "gated-ODEtoODE; see keras_odetoode.flows.GatedFlow); only with --flow gated")
+    es.add_argument(
+        "--gate-inputs",
+        default="time",
+        choices=("time", "state"),
+        help="what the gated flow's gate networks read: the time, or the state W_t (the paper's "
+        "gated-ODEtoODE; see keras_odetoode.flows.GatedFlow); only with --flow gated",
+    )
     es.add_argument("--hidden", type=int, default=16, help="embedding width (64 for Humanoid in the paper)")
-    es.add_argument("--match-params", action="store_true",
-                    help="scale a baseline to at least ODEtoODE's parameter count")
-    es.add_argument("--iterations", type=int, default=100,
-                    help="ES iterations in total; with --resume, counting the iterations already done")
+    es.add_argument(
+        "--match-params", action="store_true", help="scale a baseline to at least ODEtoODE's parameter count"
+    )
+    es.add_argument(
+        "--iterations",
+        type=int,
+        default=100,
+        help="ES iterations in total; with --resume, counting the iterations already done",
+    )
     es.add_argument("--perturbations", type=int, default=200, help="k, perturbations per iteration (even)")
     es.add_argument("--sigma", type=float, default=0.1, help="σ, standard deviation of the perturbations")
     es.add_argument("--lr", type=float, default=0.01, help="learning rate of the ES update")
     es.add_argument("--no-antithetic", action="store_true", help="independent perturbations instead of ± pairs")
-    es.add_argument("--fitness-shaping", default="z_score", choices=("z_score", "centered_ranks", "raw"),
-                    help="how returns are turned into update weights")
+    es.add_argument(
+        "--fitness-shaping",
+        default="z_score",
+        choices=("z_score", "centered_ranks", "raw"),
+        help="how returns are turned into update weights",
+    )
     es.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"), help="rule applying the ES gradient")
-    es.add_argument("--seed", type=int, default=0,
-                    help="seed of the perturbations, the episodes and the policy's initialisation")
+    es.add_argument(
+        "--seed", type=int, default=0, help="seed of the perturbations, the episodes and the policy's initialisation"
+    )
     es.add_argument("--episode-length", type=int, default=1000, help="maximum steps per episode")
     es.add_argument("--no-obs-norm", action="store_true", help="disable observation normalization")
     es.add_argument("--backend", default="local", choices=("local", "ray"), help="where episodes run")
-    es.add_argument("--workers", type=int, default=0,
-                    help="local: worker processes (0 = in-process); ray: actors")
+    es.add_argument("--workers", type=int, default=0, help="local: worker processes (0 = in-process); ray: actors")
     es.add_argument("--address", default=None, help="Ray cluster address (None: start a local Ray)")
     es.add_argument("--no-jit", action="store_true", help="do not XLA-compile the per-step policy")
     es.add_argument("--logdir", default=None, help="run directory (None: runs/<env>-<policy>-s<seed>)")
-    es.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
-                    help="continue from the newest checkpoint in --logdir, or from CHECKPOINT, up to "
-                         "--iterations in total")
+    es.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue from the newest checkpoint in --logdir, or from CHECKPOINT, up to --iterations in total",
+    )
     es.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_verbose_flag(es)
     es.set_defaults(func=run_es)

@@ -1,6 +1,6 @@
 """`keras-odetoode evaluate POLICY_DIR`: score an exported ES policy on fresh episodes.
 
-    keras-odetoode evaluate runs/swimmer/policy --episodes 10
+keras-odetoode evaluate runs/swimmer/policy --episodes 10
 """
 
 import argparse
@@ -20,8 +20,12 @@ def register(subparsers):
     parser.add_argument("--env", default=None, help="gymnasium id; None: the one in the policy's metadata.json")
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes")
     parser.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i")
-    parser.add_argument("--episode-length", type=int, default=None,
-                        help="maximum steps per episode; None: the training run's (metadata.json), else 1000")
+    parser.add_argument(
+        "--episode-length",
+        type=int,
+        default=None,
+        help="maximum steps per episode; None: the training run's (metadata.json), else 1000",
+    )
     add_verbose_flag(parser)
     parser.set_defaults(func=run_evaluate)
 
@@ -32,6 +36,8 @@ def run_evaluate(args):
     returns = evaluation.evaluate_policy(
         args.path, env_id=args.env, episodes=args.episodes, seed=args.seed, episode_length=args.episode_length
     )
-    print(f"{evaluation.env_of(args.path, args.env)}: {returns.mean():.3f} ± {returns.std():.3f} over "
-          f"{len(returns)} episodes (min {returns.min():.3f}, max {returns.max():.3f})")
+    print(
+        f"{evaluation.env_of(args.path, args.env)}: {returns.mean():.3f} ± {returns.std():.3f} over "
+        f"{len(returns)} episodes (min {returns.min():.3f}, max {returns.max():.3f})"
+    )
     return 0

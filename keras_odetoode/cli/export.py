@@ -26,22 +26,41 @@ def register(subparsers):
             "graph contains no matrix exponential."
         ),
     )
-    parser.add_argument("source", metavar="RUN_DIR",
-                        help="ES run directory, ckpt-*.npz, .keras file or a directory with one")
-    parser.add_argument("out_dir", metavar="OUT_DIR",
-                        help="SavedModel directory to write (new, empty or a previous export)")
-    parser.add_argument("--policy", default="best", choices=("best", "latest"),
-                        help="ES sources: the best evaluated centre (default), or the centre after the last iteration")
-    parser.add_argument("--input-name", default=None,
-                        help="name of the signature's input tensor (default: observation for an ES policy, "
-                             "as `keras-odetoode es` exports it; inputs for a .keras model)")
-    parser.add_argument("--output-name", default=None,
-                        help="name of the signature's output tensor (default: action for an ES policy, "
-                             "outputs for a .keras model)")
-    parser.add_argument("--training-command", default=None,
-                        help="command that trained the model (default: from the ES run, if recorded)")
-    parser.add_argument("--result", action="append", default=[], metavar="NAME=VALUE",
-                        help="score to record, e.g. accuracy=0.97 (repeatable; default for ES: the reward)")
+    parser.add_argument(
+        "source", metavar="RUN_DIR", help="ES run directory, ckpt-*.npz, .keras file or a directory with one"
+    )
+    parser.add_argument(
+        "out_dir", metavar="OUT_DIR", help="SavedModel directory to write (new, empty or a previous export)"
+    )
+    parser.add_argument(
+        "--policy",
+        default="best",
+        choices=("best", "latest"),
+        help="ES sources: the best evaluated centre (default), or the centre after the last iteration",
+    )
+    parser.add_argument(
+        "--input-name",
+        default=None,
+        help="name of the signature's input tensor (default: observation for an ES policy, "
+        "as `keras-odetoode es` exports it; inputs for a .keras model)",
+    )
+    parser.add_argument(
+        "--output-name",
+        default=None,
+        help="name of the signature's output tensor (default: action for an ES policy, outputs for a .keras model)",
+    )
+    parser.add_argument(
+        "--training-command",
+        default=None,
+        help="command that trained the model (default: from the ES run, if recorded)",
+    )
+    parser.add_argument(
+        "--result",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="score to record, e.g. accuracy=0.97 (repeatable; default for ES: the reward)",
+    )
     add_verbose_flag(parser)
     parser.set_defaults(func=run_export)
 

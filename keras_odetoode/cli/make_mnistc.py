@@ -51,9 +51,7 @@ def register(subparsers):
         metavar="NAME",
         help="Configs to write (TFDS names, e.g. identity fog stripe); default all 16.",
     )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="Seed of the corruptions and the split."
-    )
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the corruptions and the split.")
     split = parser.add_mutually_exclusive_group()
     split.add_argument(
         "--test-fraction",
@@ -73,9 +71,7 @@ def register(subparsers):
         metavar="N",
         help="Like --test-fraction, as a number of test images.",
     )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="Do not show a progress bar."
-    )
+    parser.add_argument("--no-progress", action="store_true", help="Do not show a progress bar.")
     add_verbose_flag(parser)
     parser.set_defaults(func=make_mnistc_command)
 

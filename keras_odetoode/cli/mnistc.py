@@ -14,7 +14,14 @@ from keras_odetoode import mnistc_grid
 #: The options that take the preset's value (else `mnistc_grid.DEFAULTS`) when left out.
 PRESET_OPTIONS = ("corruptions", "models", "train_on", "width", "dropout", "epochs", "gate_inputs")
 OPTIONS = PRESET_OPTIONS + (
-    "batch_size", "learning_rate", "step_size", "seed", "projection", "max_train_examples", "source", "data_dir",
+    "batch_size",
+    "learning_rate",
+    "step_size",
+    "seed",
+    "projection",
+    "max_train_examples",
+    "source",
+    "data_dir",
     "download",
 )
 
@@ -74,9 +81,14 @@ def register(subparsers):
         ),
     )
     parser.add_argument("--epochs", type=int, default=None, help=f"Default: {mnistc_grid.DEFAULTS['epochs']}.")
-    parser.add_argument("--width", type=int, default=None, help=f"Hidden width w. Default: {mnistc_grid.DEFAULTS['width']}.")
     parser.add_argument(
-        "--dropout", type=float, default=None, help=f"Dropout rate before the head. Default: {mnistc_grid.DEFAULTS['dropout']}."
+        "--width", type=int, default=None, help=f"Hidden width w. Default: {mnistc_grid.DEFAULTS['width']}."
+    )
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=None,
+        help=f"Dropout rate before the head. Default: {mnistc_grid.DEFAULTS['dropout']}.",
     )
     parser.add_argument("--batch-size", type=int, default=128, help="Default: 128.")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="RiemannianAdam step size. Default: 1e-3.")

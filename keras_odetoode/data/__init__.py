@@ -6,15 +6,14 @@ MNIST-C recipe itself, and `make_mnist_c` (CLI: `keras-odetoode make-mnistc`)
 writes the whole dataset offline from plain MNIST arrays.
 """
 
-from keras_odetoode.data.corruptions import CORRUPTION_NAMES
-from keras_odetoode.data.corruptions import CORRUPTIONS
-from keras_odetoode.data.corruptions import corrupt
-from keras_odetoode.data.corruptions import get_corruption
-from keras_odetoode.data.mnist_corrupted import load_mnist_corrupted
-from keras_odetoode.data.mnist_corrupted import local_paths
-from keras_odetoode.data.mnist_corrupted import make_mnist_c
-from keras_odetoode.data.mnist_corrupted import read_local_split
-from keras_odetoode.data.mnist_corrupted import read_mnist_npz
+from keras_odetoode.data.corruptions import CORRUPTION_NAMES, CORRUPTIONS, corrupt, get_corruption
+from keras_odetoode.data.mnist_corrupted import (
+    load_mnist_corrupted,
+    local_paths,
+    make_mnist_c,
+    read_local_split,
+    read_mnist_npz,
+)
 
 __all__ = [
     "CORRUPTIONS",

@@ -181,9 +181,7 @@ def glass_blur(images, seed=0, *, sigma=0.7, max_delta=1, iterations=2):
     blurred = ndimage.gaussian_filter1d(x, sigma, axis=1, mode="nearest")
     levels = np.floor(blurred * 255.0).astype(np.uint8)
     levels = _local_shuffle(levels, rng, max_delta, iterations)
-    return _to_uint8(
-        ndimage.gaussian_filter1d(_unit(levels), sigma, axis=1, mode="nearest")
-    )
+    return _to_uint8(ndimage.gaussian_filter1d(_unit(levels), sigma, axis=1, mode="nearest"))
 
 
 def motion_blur_kernel(radius=10, sigma=3.0):
@@ -426,9 +424,7 @@ def plasma_fractal(n, seed=0, *, size=256, decay=1.4):
         float32 array (n, size, size) with min 0 and max 1 per map.
     """
     if size < 2 or size & (size - 1):
-        raise ValueError(
-            f"The plasma map side must be a power of two. Received: size={size}"
-        )
+        raise ValueError(f"The plasma map side must be a power of two. Received: size={size}")
     rng = np.random.default_rng(seed)
     maps = np.zeros((n, size, size), np.float32)
     step, wibble = size, 100.0
@@ -446,9 +442,7 @@ def plasma_fractal(n, seed=0, *, size=256, decay=1.4):
         here, below = corners[:, :-1, :-1], corners[:, 1:, :-1]
         right = corners[:, :-1, 1:]
         # Square step: centre of each cell from its four corners.
-        maps[:, half::step, half::step] = noisy_mean(
-            here + below + right + corners[:, 1:, 1:], wibble
-        )
+        maps[:, half::step, half::step] = noisy_mean(here + below + right + corners[:, 1:, 1:], wibble)
         centres = maps[:, half::step, half::step]
         centres = np.pad(centres, ((0, 0), (1, 0), (1, 0)), "wrap")
         centre = centres[:, 1:, 1:]
@@ -549,9 +543,7 @@ def line_intensity(c0, r0, c1, r1):
     Returns:
         float array (n, 28, 28) in [0, 1].
     """
-    c0, r0, c1, r1 = (
-        np.asarray(v, np.float64)[:, None, None] for v in (c0, r0, c1, r1)
-    )
+    c0, r0, c1, r1 = (np.asarray(v, np.float64)[:, None, None] for v in (c0, r0, c1, r1))
     height, width = IMAGE_SHAPE
     rows = np.arange(height, dtype=np.float64)[None, :, None]
     cols = np.arange(width, dtype=np.float64)[None, None, :]
@@ -705,8 +697,7 @@ def get_corruption(name):
     """
     if name not in CORRUPTIONS:
         raise ValueError(
-            f"Unknown MNIST-C corruption. Received: corruption={name!r}. "
-            f"Expected one of: {', '.join(CORRUPTION_NAMES)}"
+            f"Unknown MNIST-C corruption. Received: corruption={name!r}. Expected one of: {', '.join(CORRUPTION_NAMES)}"
         )
     return CORRUPTIONS[name]
 

@@ -65,10 +65,7 @@ def _check_labels(labels, count, what):
             f"dtype={labels.dtype}. Expected: shape=({count},), an integer dtype"
         )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(
-            f"Bad {what}. Received: values from {labels.min()} to "
-            f"{labels.max()}. Expected: digits 0 to 9"
-        )
+        raise ValueError(f"Bad {what}. Received: values from {labels.min()} to {labels.max()}. Expected: digits 0 to 9")
     return labels.astype(np.uint8)
 
 
@@ -137,7 +134,7 @@ def _offline_advice(corruption):
     return (
         "Without internet access, use the local source: "
         f'load_mnist_corrupted("{corruption}", split, source="local", '
-        'data_dir=DIR) on an extracted mnist_c.zip, or generate that layout '
+        "data_dir=DIR) on an extracted mnist_c.zip, or generate that layout "
         "from MNIST arrays with `keras-odetoode make-mnistc --mnist MNIST.npz "
         "--out DIR`."
     )
@@ -156,8 +153,7 @@ def _tfds_split(corruption, split, data_dir, download):
             raise FileNotFoundError(
                 f"TFDS dataset {name} is not prepared in {builder.data_dir}. "
                 "Pass download=True (keras-odetoode mnistc: --download) to download and prepare it "
-                "(needs internet). "
-                + _offline_advice(corruption)
+                "(needs internet). " + _offline_advice(corruption)
             )
         import requests
 
@@ -169,8 +165,7 @@ def _tfds_split(corruption, split, data_dir, download):
             requests.exceptions.RequestException,
         ) as error:
             raise ConnectionError(
-                f"Could not download TFDS dataset {name}: {error}. "
-                + _offline_advice(corruption)
+                f"Could not download TFDS dataset {name}: {error}. " + _offline_advice(corruption)
             ) from error
     # The whole split, in file order, read in a few large batches:
     # `batch_size=-1` would batch by the size recorded in the dataset info,
@@ -225,9 +220,7 @@ def _batched_dataset(images, labels, batch_size, shuffle, shuffle_seed, drop_rem
 
     def index_batches(order):
         # Rows of the reshaped order: no function call per batch.
-        batches = tf.data.Dataset.from_tensor_slices(
-            tf.reshape(order[: full * batch_size], (full, batch_size))
-        )
+        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(order[: full * batch_size], (full, batch_size)))
         if drop_remainder:
             return batches
         # The last, smaller batch (if any); as with `Dataset.batch`, the batch
@@ -248,9 +241,7 @@ def _batched_dataset(images, labels, batch_size, shuffle, shuffle_seed, drop_rem
         )
         # `flat_map` hides the length; Keras shows it as the epoch's step total.
         indices = epochs.flat_map(
-            lambda seed, positions: index_batches(
-                tf.random.experimental.index_shuffle(positions, seed, count - 1)
-            )
+            lambda seed, positions: index_batches(tf.random.experimental.index_shuffle(positions, seed, count - 1))
         ).apply(tf.data.experimental.assert_cardinality(steps))
     else:
         indices = index_batches(tf.range(count, dtype=tf.int64))
@@ -333,9 +324,7 @@ def load_mnist_corrupted(
         images, labels = _tfds_split(corruption, split, data_dir, download)
     else:
         images, labels = _local_split(corruption, split, data_dir)
-    return _batched_dataset(
-        images, labels, int(batch_size), shuffle, shuffle_seed, drop_remainder
-    )
+    return _batched_dataset(images, labels, int(batch_size), shuffle, shuffle_seed, drop_remainder)
 
 
 def _check_mnist_split(name, images, labels):
@@ -415,12 +404,8 @@ def make_mnist_c(train, test, out_dir, corruptions=None, seed=0, progress=True):
                     rng = block_rng(seed, name, split, block)
                     out[part, ..., 0] = corrupt(images[part], seed=rng)
                     bar.update(len(images[part]))
-                write_atomic(
-                    folder / f"{split}_images.npy", lambda file: np.save(file, out)
-                )
-                write_atomic(
-                    folder / f"{split}_labels.npy", lambda file: np.save(file, labels)
-                )
+                write_atomic(folder / f"{split}_images.npy", lambda file: np.save(file, out))
+                write_atomic(folder / f"{split}_labels.npy", lambda file: np.save(file, labels))
     record = out_dir / "generation.json"
     info = json.loads(record.read_text()) if record.is_file() else {}
     info.update(
@@ -480,9 +465,7 @@ def read_mnist_npz(path, *, test_fraction=None, num_test=None, seed=0):
     if num_test is None:
         fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
         if not 0.0 < fraction < 1.0:
-            raise ValueError(
-                f"Received: test_fraction={fraction}. Expected: a number in (0, 1)"
-            )
+            raise ValueError(f"Received: test_fraction={fraction}. Expected: a number in (0, 1)")
         num_test = int(round(fraction * n))
     if not 0 < num_test < n:
         raise ValueError(

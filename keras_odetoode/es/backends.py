@@ -120,9 +120,7 @@ class _ProcessWorker:
 
     def __init__(self, context, env_fn, policy_fn, jit_compile):
         self.conn, child = context.Pipe()
-        self.process = context.Process(
-            target=_process_main, args=(child, env_fn, policy_fn, jit_compile), daemon=True
-        )
+        self.process = context.Process(target=_process_main, args=(child, env_fn, policy_fn, jit_compile), daemon=True)
         self.process.start()
         child.close()
         self.ready = False
@@ -360,11 +358,13 @@ class RayBackend(AbstractBackend):
 
 
 def make_backend(name, env_fn, policy_fn, workers=0, address=None, jit_compile=True, **kwargs):
-    """"local" (in-process when workers=0, else `workers` processes) or "ray"."""
+    """ "local" (in-process when workers=0, else `workers` processes) or "ray"."""
     if name == "local":
         if workers in (0, None):
             return InProcessBackend(env_fn, policy_fn, jit_compile=jit_compile)
         return ProcessBackend(env_fn, policy_fn, workers=workers, jit_compile=jit_compile, **kwargs)
     if name == "ray":
-        return RayBackend(env_fn, policy_fn, workers=max(1, workers or 1), address=address, jit_compile=jit_compile, **kwargs)
+        return RayBackend(
+            env_fn, policy_fn, workers=max(1, workers or 1), address=address, jit_compile=jit_compile, **kwargs
+        )
     raise ValueError(f"Unknown backend. Expected one of {BACKENDS}. Received: backend={name!r}")

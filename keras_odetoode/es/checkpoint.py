@@ -94,7 +94,7 @@ def _to_arrays(checkpoint):
 
 def _group(arrays, prefix):
     start = prefix + ":"
-    return {k[len(start):]: arrays[k] for k in arrays if k.startswith(start)}
+    return {k[len(start) :]: arrays[k] for k in arrays if k.startswith(start)}
 
 
 def _header_1_to_2(header):

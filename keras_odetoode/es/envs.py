@@ -49,8 +49,7 @@ def check_env_id(env_id):
             import shimmy  # noqa: F401  (registers the dm_control/ ids)
         except ImportError as error:
             raise MissingDependencyError(
-                f"{env_id!r} is a DeepMind Control task, which needs shimmy: "
-                'pip install "shimmy[dm-control]"'
+                f'{env_id!r} is a DeepMind Control task, which needs shimmy: pip install "shimmy[dm-control]"'
             ) from error
     registry = _registry()
     if env_id not in registry:
@@ -58,7 +57,7 @@ def check_env_id(env_id):
         hint = f" Did you mean one of {close}?" if close else ""
         raise ValueError(
             f"Unknown environment id. Received: env_id={env_id!r}.{hint} "
-            "List the registered ids with `python -c \"import gymnasium; gymnasium.pprint_registry()\"` "
+            'List the registered ids with `python -c "import gymnasium; gymnasium.pprint_registry()"` '
             "(or `gymnasium.envs.registry.keys()`); DeepMind Control ids look like "
             "'dm_control/swimmer-swimmer15-v0' (after `import shimmy`)."
         )

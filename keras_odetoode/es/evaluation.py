@@ -8,7 +8,6 @@ from keras_odetoode.checks import check_integer
 from keras_odetoode.errors import InputError
 from keras_odetoode.es import envs
 
-
 #: Output names that mark an export as a classifier.
 CLASSIFIER_OUTPUTS = ("logits", "probabilities")
 

@@ -64,4 +64,3 @@ class ObsStats:
     def normalizer(self):
         """(mean, variance) float32 arrays as given to `keras.layers.Normalization`."""
         return self.mean.astype(np.float32), self.variance.astype(np.float32)
-

@@ -89,7 +89,12 @@ def build_policy(
             "Expected: policy 'odetoode' with flow 'gated', or no gate_inputs"
         )
     options = dict(
-        step_size=step_size, horizon=horizon, flow=flow, num_gates=num_gates, gate_inputs=gate_inputs, depth=depth,
+        step_size=step_size,
+        horizon=horizon,
+        flow=flow,
+        num_gates=num_gates,
+        gate_inputs=gate_inputs,
+        depth=depth,
         degree=degree,
     )
     if match_params and name not in ("odetoode", "hypernet"):

@@ -104,7 +104,7 @@ class PopulationPolicy:
 
     def _layer_params(self, layer, params):
         prefix = layer.name + SEPARATOR
-        return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
 
     def prepare(self, params):
         """Per-rollout precomputation: the parameter flows W₀ … W_N of every member."""

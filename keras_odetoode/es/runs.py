@@ -22,8 +22,17 @@ def default_logdir(env_id, policy, seed):
     return os.path.join("runs", f"{env_id.replace('/', '_')}-{policy}-s{seed}")
 
 
-def make_config(env_id, info, policy="odetoode", hidden=16, flow="isospectral", num_gates=1, gate_inputs="time",
-                match_params=False, **options):
+def make_config(
+    env_id,
+    info,
+    policy="odetoode",
+    hidden=16,
+    flow="isospectral",
+    num_gates=1,
+    gate_inputs="time",
+    match_params=False,
+    **options,
+):
     """The `ESConfig` of a run on `env_id` (whose `envs.EnvInfo` is `info`).
 
     Args:
@@ -43,8 +52,13 @@ def make_config(env_id, info, policy="odetoode", hidden=16, flow="isospectral", 
     return trainer.ESConfig(
         env_id=env_id,
         policy=policy,
-        policy_kwargs={"hidden": hidden, "flow": flow, "num_gates": num_gates, "gate_inputs": gate_inputs,
-                       "seed": options.get("seed", 0)},
+        policy_kwargs={
+            "hidden": hidden,
+            "flow": flow,
+            "num_gates": num_gates,
+            "gate_inputs": gate_inputs,
+            "seed": options.get("seed", 0),
+        },
         **options,
     )
 
@@ -53,8 +67,19 @@ def _print(message):
     print(message, file=sys.stderr)
 
 
-def run(config, info, logdir, backend="local", workers=0, address=None, jit_compile=True, resume=None,
-        progress=True, command=None, log=_print):
+def run(
+    config,
+    info,
+    logdir,
+    backend="local",
+    workers=0,
+    address=None,
+    jit_compile=True,
+    resume=None,
+    progress=True,
+    command=None,
+    log=_print,
+):
     """Train `config` into `logdir` and export its best policy; returns the exit status.
 
     Args:
@@ -72,8 +97,9 @@ def run(config, info, logdir, backend="local", workers=0, address=None, jit_comp
         best policy so far exported), 1 if no finite reward was obtained.
     """
     trainer.check_logdir(logdir, resume)
-    policy_fn = functools.partial(policies.build_policy, config.policy, info.obs_dim, info.act_dim,
-                                  **config.policy_kwargs)
+    policy_fn = functools.partial(
+        policies.build_policy, config.policy, info.obs_dim, info.act_dim, **config.policy_kwargs
+    )
     model = policy_fn()
     config.strategy(rollouts.PopulationPolicy(model).specs)  # checks k, σ, lr, ... before anything starts
     start = "from scratch"
@@ -88,24 +114,30 @@ def run(config, info, logdir, backend="local", workers=0, address=None, jit_comp
     )
     command = None if command is None else shlex.join(command)
     env_fn = envs.env_factory(config.env_id, config.episode_length)
-    with backends.make_backend(backend, env_fn, policy_fn, workers=workers, address=address,
-                               jit_compile=jit_compile) as pool:
+    with backends.make_backend(
+        backend, env_fn, policy_fn, workers=workers, address=address, jit_compile=jit_compile
+    ) as pool:
         try:
-            result = trainer.train(config, policy_fn, pool, logdir=logdir, resume=resume, progress=progress,
-                                   command=command)
+            result = trainer.train(
+                config, policy_fn, pool, logdir=logdir, resume=resume, progress=progress, command=command
+            )
         except KeyboardInterrupt:
             result = checkpoint.load_latest(os.path.join(logdir, "checkpoints"))
             if result is not None and result.best["params"] is not None:
                 export_dir = export_best(result, policy_fn, info, logdir)
-                log(f"Best policy so far (centre reward {result.best['reward']:.3f} at iteration "
-                    f"{result.best['iteration']}) exported to {export_dir}.")
+                log(
+                    f"Best policy so far (centre reward {result.best['reward']:.3f} at iteration "
+                    f"{result.best['iteration']}) exported to {export_dir}."
+                )
             return EXIT_INTERRUPTED
     if result.best["params"] is None:
         log("No finite reward was obtained: nothing to export.")
         return 1
     export_dir = export_best(result, policy_fn, info, logdir)
-    log(f"Best centre reward {result.best['reward']:.3f} at iteration {result.best['iteration']} of "
-        f"{result.state.iteration} (progress.csv); policy exported to {export_dir}")
+    log(
+        f"Best centre reward {result.best['reward']:.3f} at iteration {result.best['iteration']} of "
+        f"{result.state.iteration} (progress.csv); policy exported to {export_dir}"
+    )
     return 0
 
 

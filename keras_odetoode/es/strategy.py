@@ -81,8 +81,7 @@ def get_fitness_shaping(name):
     """The shaping function registered as `name`."""
     if name not in FITNESS_SHAPINGS:
         raise ValueError(
-            f"Unknown fitness shaping. Expected one of {tuple(FITNESS_SHAPINGS)}. "
-            f"Received: fitness_shaping={name!r}"
+            f"Unknown fitness shaping. Expected one of {tuple(FITNESS_SHAPINGS)}. Received: fitness_shaping={name!r}"
         )
     return FITNESS_SHAPINGS[name]
 
@@ -123,18 +122,14 @@ class ParamSpec:
     def __post_init__(self):
         if self.kind not in PARAM_KINDS:
             raise ValueError(
-                f"Unknown parameter kind. Expected one of {PARAM_KINDS}. "
-                f"Received: kind={self.kind!r} for {self.name!r}"
+                f"Unknown parameter kind. Expected one of {PARAM_KINDS}. Received: kind={self.kind!r} for {self.name!r}"
             )
         if self.kind != "euclidean" and len(self.shape) != 2:
             raise ValueError(
-                f"A {self.kind} parameter must be a matrix. "
-                f"Received: {self.name!r} with shape {self.shape}"
+                f"A {self.kind} parameter must be a matrix. Received: {self.name!r} with shape {self.shape}"
             )
         if self.kind == "symmetric" and self.shape[0] != self.shape[1]:
-            raise ValueError(
-                f"A symmetric parameter must be square. Received: {self.name!r} with shape {self.shape}"
-            )
+            raise ValueError(f"A symmetric parameter must be square. Received: {self.name!r} with shape {self.shape}")
 
     @property
     def size(self):
@@ -142,7 +137,7 @@ class ParamSpec:
 
 
 def kind_of(variable):
-    """"stiefel", "symmetric" or "euclidean" from a Keras variable's constraint."""
+    """ "stiefel", "symmetric" or "euclidean" from a Keras variable's constraint."""
     if manifolds.manifold_of(variable) is not None:
         return "stiefel"
     if isinstance(getattr(variable, "constraint", None), manifolds.Symmetric):
@@ -166,7 +161,7 @@ def unflatten(vector, specs):
     lead = vector.shape[:-1]
     out, offset = {}, 0
     for s in specs:
-        out[s.name] = vector[..., offset:offset + s.size].reshape(lead + s.shape)
+        out[s.name] = vector[..., offset : offset + s.size].reshape(lead + s.shape)
         offset += s.size
     return out
 

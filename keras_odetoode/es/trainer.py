@@ -98,8 +98,19 @@ class ESConfig:
 
     # Fields that must match to resume: everything that changes the trajectory.
     RESUME_FIELDS = (
-        "env_id", "policy", "policy_kwargs", "perturbations", "sigma", "learning_rate", "antithetic",
-        "fitness_shaping", "optimizer", "seed", "episode_length", "normalize_observations", "evaluate_centre",
+        "env_id",
+        "policy",
+        "policy_kwargs",
+        "perturbations",
+        "sigma",
+        "learning_rate",
+        "antithetic",
+        "fitness_shaping",
+        "optimizer",
+        "seed",
+        "episode_length",
+        "normalize_observations",
+        "evaluate_centre",
     )
 
 
@@ -176,8 +187,10 @@ class RunLogger:
             self.writer.flush()
         if self.bar is not None:
             self.bar.set_postfix(
-                mean=f"{row['reward_mean']:.2f}", max=f"{row['reward_max']:.2f}",
-                steps_s=f"{row['steps_per_second']:.0f}", refresh=False,
+                mean=f"{row['reward_mean']:.2f}",
+                max=f"{row['reward_max']:.2f}",
+                steps_s=f"{row['steps_per_second']:.0f}",
+                refresh=False,
             )
             self.bar.update(1)
 
@@ -360,8 +373,11 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
                     mean, variance = np.zeros_like(mean), np.ones_like(variance)
                 # Counted from 1 like progress.csv's rows: this iteration's row has this reward.
                 best = {
-                    "reward": centre, "iteration": new_state.iteration, "params": state.params,
-                    "obs_mean": mean, "obs_variance": variance,
+                    "reward": centre,
+                    "iteration": new_state.iteration,
+                    "params": state.params,
+                    "obs_mean": mean,
+                    "obs_variance": variance,
                 }
             if result.nonfinite.any():
                 bad = np.flatnonzero(result.nonfinite).tolist()
@@ -370,11 +386,19 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
                     "or action; their episodes were stopped and ranked worst."
                 )
             row = {
-                "iteration": new_state.iteration, "reward_mean": r_mean, "reward_std": r_std,
-                "reward_min": r_min, "reward_max": r_max, "reward_centre": centre,
-                "best_reward": float(best["reward"]), "num_nonfinite": int(result.nonfinite.sum()),
-                "gradient_norm": info["gradient_norm"], "env_steps": steps, "total_env_steps": total_steps,
-                "steps_per_second": steps / max(seconds, 1e-9), "seconds": seconds,
+                "iteration": new_state.iteration,
+                "reward_mean": r_mean,
+                "reward_std": r_std,
+                "reward_min": r_min,
+                "reward_max": r_max,
+                "reward_centre": centre,
+                "best_reward": float(best["reward"]),
+                "num_nonfinite": int(result.nonfinite.sum()),
+                "gradient_norm": info["gradient_norm"],
+                "env_steps": steps,
+                "total_env_steps": total_steps,
+                "steps_per_second": steps / max(seconds, 1e-9),
+                "seconds": seconds,
             }
             ckpt = dataclasses.replace(
                 ckpt, state=new_state, obs_stats=new_stats, best=best, history=ckpt.history + [row]
@@ -402,8 +426,7 @@ def export_policy(policy_fn, params, obs_mean, obs_variance, path, metadata=None
     (`export.export_saved_model`); `metadata` (with the action bounds) goes to
     `path/metadata.json`.
     """
-    from keras_odetoode.export import POLICY_TENSOR_NAMES
-    from keras_odetoode.export import export_saved_model
+    from keras_odetoode.export import POLICY_TENSOR_NAMES, export_saved_model
 
     serving = policies.serving_policy(policy_fn, params, obs_mean, obs_variance)
     metadata = records.plain(metadata or {})
