@@ -2,7 +2,7 @@
 
 A flow is a small Keras layer holding the parameters ψ of the second equation
 of Eq. 2 and producing the whole trajectory once per call, independently of
-the input batch (DESIGN.md: the key performance fact). `trajectory(params)`
+the input batch (docs/design.md: the parameter flow once per batch). `trajectory(params)`
 accepts the flow's weights with optional leading population axes, so ES can
 evaluate a whole population of perturbed flows in one call.
 

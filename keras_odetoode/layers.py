@@ -152,7 +152,7 @@ class NonAutonomousODE(_ParamsMixin, keras.layers.Layer):
     def fold_parameter_flow(self):
         """Freeze W_0 … W_N as constants: later calls skip the parameter flow.
 
-        For inference and export (DESIGN.md): a traced call then holds the
+        For inference and export (docs/design.md): a traced call then holds the
         trajectory as a constant and no `expm`, and costs a depth-N ResNet.
         Undo with `unfold_parameter_flow()` before training again.
         """
@@ -581,9 +581,10 @@ class DeepNet(_ParamsMixin, keras.layers.Layer):
         depth: number of layers (25 for the paper's RL DeepNet).
         activation: f ("relu" by default).
         residual: if True, DeepResNet blocks x ← x + f(x Kᵢ + bᵢ).
-        Kernels start at variance 2/d (He) for DeepNet and 1/(d·depth) for
-        DeepResNet, so the output scale stays O(1) at any depth.
         seed: seed of the initializers.
+
+    Kernels start at variance 2/d (He) for DeepNet and 1/(d·depth) for
+    DeepResNet, so the output scale stays O(1) at any depth.
     """
 
     def __init__(self, depth, activation="relu", residual=False, seed=None, **kwargs):

@@ -322,7 +322,7 @@ def project_tangent(w, g):
 
 
 def skew_generator(w, g):
-    """Skew generator of the Riemannian gradient (paper Eq. 8, DESIGN: tall vs wide).
+    """Skew generator of the Riemannian gradient (paper Eq. 8; docs/design.md: tall vs wide).
 
     Tall W (n×p): A = G Wᵀ − W Gᵀ (n×n), and A W is the Riemannian gradient for
     the canonical metric. Wide W (p×n): A = Gᵀ W − Wᵀ G (n×n), the same rule on
