@@ -30,8 +30,11 @@ from keras_odetoode.es.trainer import ESConfig
 DIM = 8
 STEP = 0.1
 ODE_NAMES = ["iso", "gated", "nanode", "hypernet"]
-# tf.linalg.expm is a Padé approximant solved with MatrixSolve; this model has no other solve.
-EXPM_OPS = {"MatrixExponential", "MatrixSolve"}
+# The flows' exponential (retraction "expm"): matrix products whose bound θ is checked once per
+# trajectory by an If, the exact path (manifolds.expm) squaring in a While. Retractions
+# "tf.linalg.expm" (a Padé approximant) and "cayley" solve with MatrixSolve. This model has no
+# other branch, loop or solve.
+EXPM_OPS = {"MatrixExponential", "MatrixSolve", "If", "StatelessIf", "While", "StatelessWhile"}
 TRAINING_COMMAND = ["python", "train.py", "--epochs", "3", "--note", "two words"]
 
 _SERVE_SCRIPT = """
@@ -188,10 +191,10 @@ def test_folded_graph_has_no_matrix_exponential(exported):
         saved.ParseFromString(f.read())
     for meta_graph in saved.meta_graphs:  # every function stored in the file
         assert not _ops(meta_graph.graph_def) & EXPM_OPS
-    # Control: the same model traced unfolded computes its flows with expm.
+    # Control: the same model traced unfolded computes its flows with expm: the check and the squarings.
     spec = tf.TensorSpec((None, DIM), tf.float32)
-    unfolded = tf.function(lambda x: exported["model"](x)).get_concrete_function(spec)
-    assert "MatrixSolve" in _ops(unfolded.graph.as_graph_def())
+    unfolded = _ops(tf.function(lambda x: exported["model"](x)).get_concrete_function(spec).graph.as_graph_def())
+    assert {"If", "StatelessIf"} & unfolded and {"While", "StatelessWhile"} & unfolded
 
 
 # metadata.json
