@@ -299,12 +299,55 @@ def add_gate_networks(flow, num_gates, dim, hidden_units):
     flow._add("bias_3", (k, size), "zeros")
 
 
-def gate_networks(params, inputs):
-    """Σₖ aₖ gₖ(inputs) for inputs of shape (..., s): the gated sum of `add_gate_networks`' MLPs."""
-    h = tf.tanh(tf.einsum("...i,...kis->...ks", inputs, params["kernel_1"]) + params["bias_1"])
-    h = tf.tanh(tf.einsum("...ks,...kst->...kt", h, params["kernel_2"]) + params["bias_2"])
-    g = tf.einsum("...ks,...ksi->...ki", h, params["kernel_3"]) + params["bias_3"]
-    return tf.einsum("...k,...ki->...i", params["gates"], g)
+#: the names of `prepare_gate_networks`' output
+GATE_NETWORK_WEIGHTS = ("kernel_1", "bias_1", "kernel_2", "bias_2", "gates", "kernel_3", "bias_3")
+
+
+def prepare_gate_networks(params):
+    """The weights of `add_gate_networks` laid out for `gate_networks`, once per trajectory.
+
+    The first and last layers of the K networks become one matrix each, so a step
+    takes two matrix products instead of K-way contractions: vec W @ (d², K·s), and
+    the gated hidden units (aₖ hₖ) @ (K·s, d²), with Σₖ aₖ b₃ₖ folded into one bias.
+    Leading (population) axes are kept.
+    """
+    kernel_1, kernel_3 = params["kernel_1"], params["kernel_3"]
+    k, size, s = kernel_1.shape[-3:]
+    lead = _shape(kernel_1)[:-3]
+    rank = kernel_1.shape.rank
+    kernel_1 = tf.transpose(kernel_1, [*range(rank - 3), rank - 2, rank - 3, rank - 1])  # (..., d², K, s)
+    return {
+        "kernel_1": tf.reshape(kernel_1, lead + [size, k * s]),
+        "bias_1": params["bias_1"],
+        "kernel_2": params["kernel_2"],
+        "bias_2": params["bias_2"],
+        "gates": params["gates"][..., tf.newaxis],
+        "kernel_3": tf.reshape(kernel_3, lead + [k * s, size]),
+        "bias_3": tf.einsum("...k,...ki->...i", params["gates"], params["bias_3"])[..., tf.newaxis, :],
+    }
+
+
+def gate_networks(prepared, rows):
+    """Σₖ aₖ gₖ(v) for rows v of shape (..., 1, d²), as rows, with weights from `prepare_gate_networks`."""
+    k, s = prepared["bias_1"].shape[-2:]
+    lead = _shape(rows)[:-2]
+    h = tf.reshape(tf.matmul(rows, prepared["kernel_1"]), lead + [k, s])
+    h = tf.tanh(h + prepared["bias_1"])
+    h = tf.tanh(tf.einsum("...ks,...kst->...kt", h, prepared["kernel_2"]) + prepared["bias_2"])
+    h = tf.reshape(prepared["gates"] * h, lead + [1, k * s])
+    return tf.matmul(h, prepared["kernel_3"]) + prepared["bias_3"]
+
+
+def _shape(t):
+    """t's shape as a list: the static sizes where known, scalar tensors elsewhere (the population axis)."""
+    dynamic = None
+    shape = []
+    for i, size in enumerate(t.shape):
+        if size is None:
+            dynamic = tf.shape(t) if dynamic is None else dynamic
+            size = dynamic[i]
+        shape.append(size)
+    return shape
 
 
 @keras.saving.register_keras_serializable(package="keras_odetoode")
@@ -351,6 +394,13 @@ class GatedFlow(AbstractOrthogonalFlow):
             keras.initializers.RandomNormal(stddev=stddev, seed=self._initializer_seed(1)),
         )
 
+    def prepare(self, params):
+        params = super().prepare(params)
+        if self.gate_inputs == "state":
+            networks = prepare_gate_networks(params)
+            params.update({f"networks.{name}": networks[name] for name in GATE_NETWORK_WEIGHTS})
+        return params
+
     def generators(self, params, times):
         """B(t) for every t in `times` at once: (..., len(times), d, d); time gates only."""
         dtype = self.variable_dtype
@@ -366,10 +416,10 @@ class GatedFlow(AbstractOrthogonalFlow):
     def generator(self, params, t, w):
         if self.gate_inputs == "time":
             return self.generators(params, tf.reshape(t, [1]) if tf.is_tensor(t) else [t])[..., 0, :, :]
-        dim = w.shape[-1]
-        batch_shape = tf.shape(w)[:-2]
-        f = gate_networks(params, tf.reshape(w, tf.concat([batch_shape, [dim * dim]], 0)))
-        f = tf.reshape(f, tf.concat([batch_shape, [dim, dim]], 0))
+        shape = _shape(w)
+        networks = {name: params[f"networks.{name}"] for name in GATE_NETWORK_WEIGHTS}
+        f = gate_networks(networks, tf.reshape(w, shape[:-2] + [1, shape[-2] * shape[-1]]))
+        f = tf.reshape(f, shape)
         return f - tf.linalg.matrix_transpose(f)
 
     def trajectory(self, num_steps, step_size, params=None):
@@ -464,18 +514,22 @@ class HyperFlow(AbstractParameterFlow):
 
     def velocity(self, params, vec_w):
         """Σₖ aₖ gₖ(vec W) for vec_w of shape (..., d²)."""
-        return gate_networks({name: tf.cast(value, self.variable_dtype) for name, value in params.items()}, vec_w)
+        return gate_networks(self._networks(params), vec_w[..., tf.newaxis, :])[..., 0, :]
+
+    def _networks(self, params):
+        return prepare_gate_networks({name: tf.cast(value, self.variable_dtype) for name, value in params.items()})
 
     def trajectory(self, num_steps, step_size, params=None):
         params = self.param_dict() if params is None else params
+        networks = self._networks(params)
         w0 = tf.cast(params["w0"], self.variable_dtype)
-        dim = w0.shape[-1]
-        v = tf.reshape(w0, tf.concat([tf.shape(w0)[:-2], [dim * dim]], 0))
+        shape = _shape(w0)
+        v = tf.reshape(w0, shape[:-2] + [1, shape[-2] * shape[-1]])  # vec W as a row
         trajectory = [v]
         for _ in range(num_steps):
-            v = v + step_size * self.velocity(params, v)
+            v = v + step_size * gate_networks(networks, v)
             trajectory.append(v)
-        return tf.reshape(tf.stack(trajectory, axis=-2), tf.concat([tf.shape(w0)[:-2], [num_steps + 1, dim, dim]], 0))
+        return tf.reshape(tf.concat(trajectory, axis=-2), shape[:-2] + [num_steps + 1] + shape[-2:])
 
     def get_config(self):
         return {**super().get_config(), "num_gates": self.num_gates, "hidden_units": self.hidden_units}

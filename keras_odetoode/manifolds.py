@@ -151,14 +151,18 @@ TAYLOR8_COEFFICIENTS = _taylor8_coefficients()
 def _taylor8(a, a2):
     """Σ_{k≤8} Aᵏ/k! in 3 matrix products (A² given): I + A + y₂A² + (x₃A² + A₄)(x₄I + x₅A + x₆A² + x₇A₄)."""
     x1, x2, x3, x4, x5, x6, x7, y2 = TAYLOR8_COEFFICIENTS
+    eye = _eye_like(a)
     a4 = tf.matmul(a2, x1 * a + x2 * a2)
-    a8 = tf.matmul(x3 * a2 + a4, _plus_identity(x5 * a + x6 * a2 + x7 * a4, x4))
-    return _plus_identity(a + y2 * a2 + a8, 1.0)
+    a8 = tf.matmul(x3 * a2 + a4, x4 * eye + (x5 * a + x6 * a2 + x7 * a4))
+    return eye + (a + y2 * a2 + a8)
 
 
-def _plus_identity(m, c):
-    """M + cI, adding to the diagonal only."""
-    return tf.linalg.set_diag(m, tf.linalg.diag_part(m) + c)
+def _eye_like(a):
+    """I of A's size: a constant when the size is static (the flows), broadcast over leading axes."""
+    d = a.shape[-1]
+    if d is None:
+        return tf.eye(tf.shape(a)[-1], dtype=a.dtype)
+    return tf.constant(np.eye(d), dtype=a.dtype)
 
 
 def _polynomial(a, a2):
@@ -169,6 +173,11 @@ def _polynomial(a, a2):
 def _theta(a2):
     """θ = √‖A²‖₁ per matrix: ‖A‖₂ ≤ θ for a normal (e.g. skew) A."""
     return tf.sqrt(tf.reduce_max(tf.reduce_sum(tf.abs(a2), axis=-2), axis=-1))
+
+
+def _per_matrix(scalars, a):
+    """Per-matrix scalars (A's leading shape) shaped to broadcast against A."""
+    return scalars if a.shape.rank == 2 else scalars[..., tf.newaxis, tf.newaxis]
 
 
 def taylor_expm(a):
@@ -186,7 +195,7 @@ def taylor_expm(a):
     a = tf.convert_to_tensor(a)
     a2 = tf.matmul(a, a)
     theta = tf.stop_gradient(_theta(a2))
-    scale = tf.minimum(tf.constant(1.0, a.dtype), expm_threshold(a.dtype) / theta)[..., tf.newaxis, tf.newaxis]
+    scale = _per_matrix(tf.minimum(tf.constant(1.0, a.dtype), expm_threshold(a.dtype) / theta), a)
     return _polynomial(a * scale, a2 * (scale * scale)), theta
 
 
@@ -208,12 +217,12 @@ def expm(a):
     theta = tf.stop_gradient(_theta(a2))
     halvings = tf.math.ceil(tf.math.log(theta / expm_threshold(a.dtype)) / math.log(2.0))
     halvings = tf.clip_by_value(tf.where(tf.math.is_finite(halvings), halvings, MAX_SQUARINGS), 0, MAX_SQUARINGS)
-    scale = tf.pow(tf.constant(0.5, a.dtype), halvings)[..., tf.newaxis, tf.newaxis]  # exact: a power of 2
+    scale = _per_matrix(tf.pow(tf.constant(0.5, a.dtype), halvings), a)  # exact: a power of 2
     e = _polynomial(a * scale, a2 * (scale * scale))
     squarings = tf.cast(halvings, tf.int32)
 
     def square(k, e):
-        return k + 1, tf.where((k < squarings)[..., tf.newaxis, tf.newaxis], tf.matmul(e, e), e)
+        return k + 1, tf.where(_per_matrix(k < squarings, a), tf.matmul(e, e), e)
 
     _, e = tf.while_loop(
         lambda k, e: k < tf.reduce_max(squarings), square, (tf.constant(0), e), maximum_iterations=MAX_SQUARINGS
