@@ -36,17 +36,22 @@ def head_node():
     Ray ≥ 2.59 starts a head with token authentication; a client naming its address
     must then set RAY_AUTH_MODE=token and present the token.
     """
-    if shutil.which("ray") is None:
-        pytest.skip("the ray command is not on PATH")
+    # The ray command of this Python's environment (a venv run without activating it has
+    # another one, or none, on PATH).
+    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+    if not os.path.isfile(ray_cli):
+        ray_cli = shutil.which("ray")
+    if ray_cli is None:
+        pytest.skip("no ray command beside sys.executable or on PATH")
     port = _free_port()
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **auth}
-    start = ["ray", "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
+    start = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
     subprocess.run(start, check=True, capture_output=True, env=env, timeout=120)
     try:
         yield f"127.0.0.1:{port}", auth
     finally:
-        subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env, timeout=120)
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
 
 
 def test_es_cli_joins_a_running_cluster_by_address(head_node, tmp_path):
