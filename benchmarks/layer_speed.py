@@ -105,9 +105,7 @@ MODELS = {
     "ODEtoODE isospectral (default)": lambda: layers.ODEtoODE(step_size=STEP, seed=0),
     "ODEtoODE isospectral, Cayley": lambda: layers.ODEtoODE(step_size=STEP, retraction="cayley", seed=0),
     "ODEtoODE gated, time gates": lambda: layers.ODEtoODE(flow="gated", step_size=STEP, seed=0),
-    "ODEtoODE gated, state gates": lambda: layers.ODEtoODE(
-        flow="gated", gate_inputs="state", step_size=STEP, seed=0
-    ),
+    "ODEtoODE gated, state gates": lambda: layers.ODEtoODE(flow="gated", gate_inputs="state", step_size=STEP, seed=0),
     "plain TF isospectral (no check)": PlainIsospectral,
     "plain TF gated (no check)": PlainGated,
 }
@@ -210,7 +208,10 @@ def main():
         tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
     if args.inter_op:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
-    threads = (tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads())
+    threads = (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
     print(
         f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, threads intra/inter = {threads} (0: TF's default), "
         f"width {WIDTH}, N = {STEPS}, h = {STEP}, float32"
@@ -268,7 +269,9 @@ def main():
         for name in models:
             if name.startswith("ODEtoODE") and name not in REFERENCE:
                 seconds = first[name, 128, False]
-                print(f"  first step, {name}: {seconds:.1f} s ≤ {FIRST_STEP_GOAL}: {_verdict(seconds, FIRST_STEP_GOAL)}")
+                print(
+                    f"  first step, {name}: {seconds:.1f} s ≤ {FIRST_STEP_GOAL}: {_verdict(seconds, FIRST_STEP_GOAL)}"
+                )
         name, b, bound = STRETCH
         ratio = medians[name, b, False] / medians[base, b, False]
         print(f"  stretch, {name}, batch {b}, threads {threads}: {ratio:.2f}× ≤ {bound}: {_verdict(ratio, bound)}")
