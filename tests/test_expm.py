@@ -88,6 +88,14 @@ def test_expm_takes_no_squaring_below_the_threshold(rng):
     np.testing.assert_array_equal(manifolds.expm(a).numpy(), manifolds.taylor_expm(a)[0].numpy())
 
 
+def test_expm_of_zero_and_of_non_finite_generators():
+    """exp(0) = I without squarings; an infinite or NaN generator gives a non-finite result, not a hang."""
+    np.testing.assert_array_equal(manifolds.expm(tf.zeros((2, 5, 5))).numpy(), np.broadcast_to(np.eye(5), (2, 5, 5)))
+    bad = np.zeros((2, 4, 4), np.float32)
+    bad[0, 0, 1], bad[1, 0, 1] = np.inf, np.nan
+    assert (~np.isfinite(manifolds.expm(tf.constant(bad)).numpy())).any(axis=(1, 2)).all()
+
+
 def test_expm_scales_each_matrix_of_a_batch_by_its_own_norm(rng):
     small, large = _skew(rng, 16, 0.1), _skew(rng, 16, 30.0)
     e = manifolds.expm(tf.constant(np.stack([small, large]))).numpy()
