@@ -218,7 +218,7 @@ def expm(a):
     threshold = expm_threshold(a.dtype)
     # θ ≤ threshold (A = 0 included) takes none; θ = inf the most (NaN propagates anyway).
     halvings = tf.math.ceil(tf.math.log(tf.maximum(theta, threshold) / threshold) / math.log(2.0))
-    halvings = tf.clip_by_value(tf.where(tf.math.is_nan(halvings), 0.0, halvings), 0, MAX_SQUARINGS)
+    halvings = tf.clip_by_value(tf.where(tf.math.is_nan(halvings), tf.zeros_like(halvings), halvings), 0, MAX_SQUARINGS)
     scale = _per_matrix(tf.pow(tf.constant(0.5, a.dtype), halvings), a)  # exact: a power of 2
     e = _polynomial(a * scale, a2 * (scale * scale))
     squarings = tf.cast(halvings, tf.int32)

@@ -147,10 +147,11 @@ def test_linalg_expm_is_tf_linalg_expm_with_the_exact_gradient(norm2, rng):
     np.testing.assert_allclose(tape.gradient(loss, a_t).numpy(), reference, rtol=1e-9, atol=1e-9 * norm2)
 
 
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
 @pytest.mark.parametrize("exp", [manifolds.expm, manifolds.linalg_expm, manifolds.cayley])
-def test_every_exponential_compiles_under_xla_with_its_gradient(exp, rng):
-    a = tf.constant(np.stack([_skew(rng, 16, 0.05), _skew(rng, 16, 8.0)]), tf.float32)
-    g = tf.constant(rng.standard_normal((2, 16, 16)), tf.float32)
+def test_every_exponential_compiles_under_xla_with_its_gradient(exp, dtype, rng):
+    a = tf.constant(np.stack([_skew(rng, 16, 0.05), _skew(rng, 16, 8.0)]), dtype)
+    g = tf.constant(rng.standard_normal((2, 16, 16)), dtype)
 
     def value_and_gradient(a):
         with tf.GradientTape() as tape:
