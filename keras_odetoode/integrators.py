@@ -1,8 +1,8 @@
 """Lie-group integrators for the parameter flow Ẇ = W B(t, W), B ∈ Skew(d) (Eq. 2).
 
 Each integrator is one `step` over an abstract generator, with an `order`
-attribute that the tests measure. Both work with either exponential map of
-`manifolds` ("expm" or "cayley"), so every step is exactly orthogonal.
+attribute that the tests measure. Both work with every map of `manifolds.RETRACTIONS`
+("expm", "cayley", "tf.linalg.expm"), so every step is orthogonal to round-off.
 
 The equation is right-trivialised: W(t) = Wₙ R(Ω(t)) with R = exp or cay, so
 Ω' = R⁻¹-differential of B at Ω:

@@ -350,9 +350,9 @@ def retract(w, g, step_size, retraction="expm"):
 
     Tall: W ← R(−η A) W; wide: W ← W R(−η A)ᵀ, with A = `skew_generator(W, G)`
     and R the exponential map (`expm`, or `linalg_expm`, the n×n reference) or the
-    Cayley map. Each keeps W exactly
-    on the manifold; one `polar_correction` then removes the float32 round-off,
-    so thousands of updates stay within 1e-5 of it. For ascent pass −G.
+    Cayley map. Each keeps W on the manifold; one `polar_correction` then removes
+    the float32 round-off, so thousands of updates stay within 1e-5 of it. For
+    ascent pass −G.
 
     A tall W with n > 2p takes the same rotation through a 2p×2p map instead
     of an n×n one (`_expm_low_rank`, `_cayley_low_rank`; 784×128: 256×256
