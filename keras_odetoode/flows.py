@@ -116,9 +116,8 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
         """W(t_i), i = 0…N, by N steps of the integrator (with "expm", see `_exact_where_needed`)."""
         params = self.prepare(self.param_dict() if params is None else params)
         if self.retraction != "expm":  # Cayley and tf.linalg.expm are exact for any step
-            return self._unrolled(params, num_steps, step_size, self._integrator.exp)
-        polynomial = _TaylorSteps()
-        fast = self._unrolled(params, num_steps, step_size, polynomial)
+            return self._stepped(params, num_steps, step_size, self._integrator.exp)[0]
+        fast, within = self._stepped(params, num_steps, step_size, _TaylorSteps())
         names = sorted(params)
 
         def exact(*values):
@@ -127,22 +126,65 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
         # Its gradient recomputes the loop: the check's `tf.cond` then carries no loop
         # intermediates, which XLA could not compile (FakeParam of a TensorList).
         exact = tf.recompute_grad(exact)
-        return _exact_where_needed(fast, polynomial.exceeded(), lambda: exact(*(params[n] for n in names)))
+        return _exact_where_needed(fast, tf.logical_not(within), lambda: exact(*(params[n] for n in names)))
 
     def _field(self, params):
         return lambda t, w: self.generator(params, t, w)
 
-    def _unrolled(self, params, num_steps, step_size, exp):
-        """The trajectory as N steps in the graph, each exponential taken by `exp`."""
-        field, w = self._field(params), params["w0"]
-        trajectory = [w]
-        for i in range(num_steps):
-            w = _corrected(self._integrator.step(field, i * step_size, w, step_size, exp), i)
-            trajectory.append(w)
-        return tf.stack(trajectory, axis=-3)
+    def _stepped(self, params, num_steps, step_size, exp):
+        """(W_0 … W_N on axis -3, within): N steps of the integrator, each exponential taken by `exp`.
+
+        The steps run in chunks of `POLAR_CORRECTION_INTERVAL`, each unrolled and
+        ending with the polar correction, in a `tf.while_loop` over the chunks (the
+        last N mod interval steps unrolled after it): the graph holds one chunk
+        instead of N steps, so the first training step traces and optimizes several
+        times faster, and later ones run as fast (`benchmarks/layer_speed.py`).
+        `within`, per trajectory (leading axes), says whether every step's
+        exponential was exact: with `_TaylorSteps`, whether each θ stayed within
+        `manifolds.expm_threshold`; with any other map, always.
+        """
+        field, w0 = self._field(params), params["w0"]
+        interval = POLAR_CORRECTION_INTERVAL
+        chunks, rest = divmod(num_steps, interval)
+        checked = isinstance(exp, _TaylorSteps)
+
+        def run(first, count, w):  # steps first … first + count − 1: their W and within
+            since = len(exp.thetas) if checked else 0
+            ws = []
+            for j in range(count):
+                t = tf.cast(first + j, tf.float64) * step_size  # as i·h in Python: exact for the time gates
+                w = self._integrator.step(field, t, w, step_size, exp)
+                ws.append(w)
+            if count == interval:
+                ws[-1] = manifolds.polar_correction(ws[-1], POLAR_CORRECTION_RADIUS)
+            return ws, exp.within(since) if checked else tf.constant(True)
+
+        def chunk(c, w, within, trajectory):
+            ws, chunk_within = run(c * interval, interval, w)
+            return c + 1, ws[-1], tf.logical_and(within, chunk_within), trajectory.write(c, tf.stack(ws))
+
+        lead = w0.shape[:-2]
+        within = tf.fill(_shape(w0)[:-2], True) if lead.rank else tf.constant(True)
+        steps = []  # each (k, ..., d, d)
+        w = w0
+        if chunks:
+            written = tf.TensorArray(w0.dtype, size=chunks, element_shape=[interval, *w0.shape])
+            _, w, within, written = tf.while_loop(
+                lambda c, *_: c < chunks, chunk, (tf.constant(0), w0, within, written), maximum_iterations=chunks
+            )
+            steps.append(tf.reshape(written.stack(), [chunks * interval, *_shape(w0)]))
+        if rest:
+            ws, rest_within = run(chunks * interval, rest, w)
+            steps.append(tf.stack(ws))
+            within = tf.logical_and(within, rest_within)
+        trajectory = tf.concat([w0[tf.newaxis], *steps], axis=0)  # (N+1, ..., d, d)
+        rank = trajectory.shape.rank
+        if rank > 3:
+            trajectory = tf.transpose(trajectory, [*range(1, rank - 2), 0, rank - 2, rank - 1])
+        return trajectory, within
 
     def _looped(self, params, num_steps, step_size):
-        """The trajectory of `_unrolled` with the exact `manifolds.expm`, as one step in a `tf.while_loop`.
+        """The trajectory of `_stepped` with the exact `manifolds.expm`, as one step in a `tf.while_loop`.
 
         Traced once, not N times: the graph of the rarely taken exact path stays
         small. Each of its squarings doubles the round-off of a step, so every
@@ -190,10 +232,13 @@ class _TaylorSteps:
         self.thetas.append(theta)
         return e
 
-    def exceeded(self):
-        """Per trajectory (leading axes): whether a step's θ passed `manifolds.expm_threshold` (or is NaN)."""
-        thetas = tf.stack(self.thetas, axis=-1)
-        return tf.logical_not(tf.reduce_all(thetas <= manifolds.expm_threshold(thetas.dtype), axis=-1))
+    def within(self, since=0):
+        """Per trajectory (leading axes): whether θ stayed within `manifolds.expm_threshold` from step `since` on.
+
+        A NaN θ is not within.
+        """
+        thetas = tf.stack(self.thetas[since:], axis=-1)
+        return tf.reduce_all(thetas <= manifolds.expm_threshold(thetas.dtype), axis=-1)
 
 
 def _exact_where_needed(fast, exceeded, exact):

@@ -42,7 +42,7 @@ def _large_steps(layer, factor):
 def _thetas(layer):
     """θ of each step of the polynomial path (past a large step its W is a stand-in: read the first)."""
     steps = flows._TaylorSteps()
-    layer.flow._unrolled(layer.flow.prepare(layer.flow.param_dict()), layer.num_steps, layer.step_size, steps)
+    layer.flow._stepped(layer.flow.prepare(layer.flow.param_dict()), layer.num_steps, layer.step_size, steps)
     return np.stack([t.numpy() for t in steps.thetas])
 
 
@@ -140,12 +140,16 @@ def test_a_population_member_keeps_its_bits_when_another_member_takes_the_exact_
     np.testing.assert_array_equal(mixed[1], exact[1])
 
 
-def _op_types(graph_def):
-    return [node.op for node in graph_def.node]
+def _op_types(nodes):
+    return [node.op for node in nodes]
 
 
 def test_the_training_graph_has_one_check_per_trajectory_and_no_tf_linalg_expm():
-    """No `tf.cond` between two steps' exponentials, no Padé solve: one `If` for the whole trajectory."""
+    """No `tf.cond` between two steps' exponentials, no Padé solve: one `If` for the whole trajectory.
+
+    The steps run in one `While` over chunks of `POLAR_CORRECTION_INTERVAL` steps (and its
+    gradient's); the body of the forward loop holds the chunk's products and no branch.
+    """
     layer = ODEtoODE(step_size=0.01, seed=0)
     x = tf.zeros((4, 32))
     layer(x)
@@ -157,9 +161,16 @@ def test_the_training_graph_has_one_check_per_trajectory_and_no_tf_linalg_expm()
         return tape.gradient(loss, layer.trainable_weights)
 
     graph = step.get_concrete_function(x).graph.as_graph_def()
-    top = _op_types(graph)
-    everywhere = top + [op for function in graph.library.function for op in (n.op for n in function.node_def)]
+    top = _op_types(graph.node)
+    functions = {function.signature.name: function for function in graph.library.function}
+    everywhere = top + [op for function in functions.values() for op in (n.op for n in function.node_def)]
     assert sum(op in ("If", "StatelessIf") for op in top) == 2  # the trajectory's check and its gradient
-    assert not {"MatrixSolve", "MatrixExponential", "While", "StatelessWhile"} & set(top)
+    loops = [node for node in graph.node if node.op in ("While", "StatelessWhile")]
+    assert len(loops) == 2  # the chunks of steps and their gradient
+    assert not {"MatrixSolve", "MatrixExponential"} & set(top)
     assert "MatrixSolve" not in everywhere  # not even in the exact path: matrix products only
-    assert sum(op in ("BatchMatMulV2", "BatchMatMulV3", "MatMul") for op in top) > 7 * layer.num_steps
+    bodies = [_op_types(functions[node.attr["body"].func.name].node_def) for node in loops]
+    forward = next(body for body in bodies if "BatchMatMulV2" in body or "MatMul" in body)
+    assert not {"If", "StatelessIf", "While", "StatelessWhile", "MatrixExponential"} & set(forward)
+    products = sum(op in ("BatchMatMulV2", "BatchMatMulV3", "MatMul") for op in forward)
+    assert products >= 7 * flows.POLAR_CORRECTION_INTERVAL  # 3 for B, 3 for exp(hB), 1 for W·exp(hB) a step

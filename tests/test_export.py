@@ -30,8 +30,9 @@ from keras_odetoode.es.trainer import ESConfig
 DIM = 8
 STEP = 0.1
 ODE_NAMES = ["iso", "gated", "nanode", "hypernet"]
-# The flows' exponential (retraction "expm"): matrix products whose bound θ is checked once per
-# trajectory by an If, the exact path (manifolds.expm) squaring in a While. Retractions
+# The flows' exponential (retraction "expm"): matrix products in a While over chunks of steps,
+# whose bound θ is checked once per trajectory by an If, the exact path (manifolds.expm) squaring
+# in a While. Retractions
 # "tf.linalg.expm" (a Padé approximant) and "cayley" solve with MatrixSolve. This model has no
 # other branch, loop or solve.
 EXPM_OPS = {"MatrixExponential", "MatrixSolve", "If", "StatelessIf", "While", "StatelessWhile"}
