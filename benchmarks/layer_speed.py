@@ -138,9 +138,26 @@ def make_step(layer, batch, jit_compile):
 
 
 def count_products(graph):
-    """Matrix products of a graph (its top level: the steps that run), in units of WIDTH³ multiply-adds."""
-    total = 0.0
+    """Matrix products a graph runs, in units of WIDTH³ multiply-adds.
+
+    Its top level plus, for each `While`, its body times its iterations (the flows run
+    their steps in a loop over chunks). Not counted: the branches of an `If` (the exact
+    path, not taken here) and the loops of `manifolds.expm` named "squarings", which run no
+    iteration on the flows' small steps.
+    """
+    return _multiply_adds(graph) / WIDTH**3
+
+
+def _multiply_adds(graph):
+    total = 0
     for op in graph.get_operations():
+        if op.type in ("While", "StatelessWhile") and "squarings" not in op.name:
+            iterations = tf.get_static_value(op.inputs[1])  # while_v2's maximum_iterations
+            if iterations is None:
+                raise ValueError(f"{op.name}: unknown number of iterations, cannot count its products")
+            body = graph._functions[op.get_attr("body").name].graph  # no public route to a loop's body
+            total += int(iterations) * _multiply_adds(body)
+            continue
         if op.type not in ("MatMul", "BatchMatMulV2", "BatchMatMulV3"):
             continue
         a, out = op.inputs[0].shape, op.outputs[0].shape
@@ -148,8 +165,8 @@ def count_products(graph):
             raise ValueError(f"{op.name}: unknown shape, cannot count it")
         adjoint = op.get_attr("transpose_a" if op.type == "MatMul" else "adj_x")
         inner = a[-2] if adjoint else a[-1]
-        total += np.prod(out.as_list()) * inner
-    return total / WIDTH**3
+        total += int(np.prod(out.as_list())) * inner
+    return total
 
 
 def time_of_one_product(rounds, chain=200):

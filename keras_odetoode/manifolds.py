@@ -227,7 +227,11 @@ def expm(a):
         return k + 1, tf.where(_per_matrix(k < squarings, a), tf.matmul(e, e), e)
 
     _, e = tf.while_loop(
-        lambda k, e: k < tf.reduce_max(squarings), square, (tf.constant(0), e), maximum_iterations=MAX_SQUARINGS
+        lambda k, e: k < tf.reduce_max(squarings),
+        square,
+        (tf.constant(0), e),
+        maximum_iterations=MAX_SQUARINGS,
+        name="squarings",
     )
     return tf.ensure_shape(e, a.shape)
 
