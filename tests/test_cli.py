@@ -139,9 +139,13 @@ def test_dm_control_task_without_shimmy_says_what_to_install(capsys, monkeypatch
             ["mnistc", "--epochs", "0", "--source", "local", "--data-dir", "{tmp}", "--out", "{tmp}/out"],
             "epochs must be an integer ≥ 1. Received: epochs=0",
         ),
+        (
+            ["prepare-tfds", "--archive", "{tmp}/mnist_c.zip", "--data-dir", "{tmp}/out"],
+            "MNIST-C archive not found. Received: archive='{tmp}/mnist_c.zip'",
+        ),
         (["no-such-command"], "argument COMMAND: invalid choice: 'no-such-command'"),
     ],
-    ids=["es", "es-usage", "evaluate", "export", "make-mnistc", "mnistc", "command"],
+    ids=["es", "es-usage", "evaluate", "export", "make-mnistc", "mnistc", "prepare-tfds", "command"],
 )
 def test_every_command_reports_bad_input_in_one_line(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)

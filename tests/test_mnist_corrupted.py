@@ -2,7 +2,7 @@
 
 No test reaches the network: the TFDS path runs under
 `tfds.testing.mock_data`, or against an empty data_dir, where the loader
-must fail at once.
+must fail at once. `test_tfds_offline.py` runs TFDS's real builder offline.
 """
 
 import pathlib
@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 from keras_odetoode import cli
 from keras_odetoode.data import corruptions
 from keras_odetoode.data import mnist_corrupted as M
+from test_tfds_offline import record_order
 
 DIGITS_FILE = pathlib.Path(__file__).parent / "data" / "mnist-600.npz"
 
@@ -184,7 +185,8 @@ def test_tfds_and_local_sources_give_identical_batches(layout):
     def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
         assert self.builder_config.name == "shot_noise" and split == "train"
         assert not shuffle_files  # the loader shuffles examples itself, seeded
-        return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels.astype(np.int64)})
+        order = record_order(split, len(images))  # as TFDS writes them
+        return tf.data.Dataset.from_tensor_slices({"image": images[order], "label": labels[order].astype(np.int64)})
 
     options = dict(batch_size=64, shuffle_seed=5)
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
@@ -225,7 +227,7 @@ def test_unprepared_tfds_fails_at_once_with_offline_advice(tmp_path):
     message = str(error.value)
     assert "not prepared" in message and str(tmp_path) in message
     assert 'source="local"' in message and "make-mnistc" in message
-    assert "download=True" in message
+    assert "download=True" in message and "prepare-tfds" in message
 
 
 @pytest.mark.parametrize(

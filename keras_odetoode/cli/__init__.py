@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "keras_odetoode.cli.export",
     "keras_odetoode.cli.make_mnistc",
     "keras_odetoode.cli.mnistc",
+    "keras_odetoode.cli.prepare_tfds",
 )
 #: Exceptions reported as bad input: the package's `InputError`, and the
 #: `ValueError`s (Keras-style argument checks), missing files and refused

@@ -132,7 +132,10 @@ def register(subparsers):
     parser.add_argument(
         "--download",
         action="store_true",
-        help="--source tfds: download and prepare the configs not yet in --data-dir (needs internet).",
+        help=(
+            "--source tfds: download and prepare the configs not yet in --data-dir (needs internet; "
+            "offline, build them from a local mnist_c.zip with prepare-tfds)."
+        ),
     )
     parser.add_argument("--out", type=pathlib.Path, required=True, metavar="DIR", help="Output directory.")
     parser.add_argument(

@@ -3,7 +3,9 @@
 Two sources give the same examples:
 
 * `source="tfds"`: TensorFlow Datasets' `mnist_corrupted/<corruption>`
-  (train 60,000 / test 10,000 per config), once prepared in `data_dir`.
+  (train 60,000 / test 10,000 per config), once prepared in `data_dir`:
+  downloaded by TFDS, or built offline by `prepare_tfds` (CLI:
+  `keras-odetoode prepare-tfds`) from a local `mnist_c.zip`.
 * `source="local"`: the layout of the published `mnist_c.zip` (Mu & Gilmer,
   2019), `<root>/<corruption>/{train,test}_{images,labels}.npy`, with images
   uint8 `(n, 28, 28, 1)` and labels uint8 `(n,)` — an extracted download, or a
@@ -16,8 +18,13 @@ models take them (§5.2). The split is held in memory as uint8 (~47 MB for
 work is per batch, never per example.
 """
 
+import functools
 import json
+import os
 import pathlib
+import shutil
+import tempfile
+import zipfile
 import zlib
 
 import numpy as np
@@ -27,6 +34,7 @@ from keras_odetoode import __version__
 from keras_odetoode.atomic import write_atomic
 from keras_odetoode.checks import check_choice, check_integer
 from keras_odetoode.data import corruptions as corruptions_lib
+from keras_odetoode.errors import InputError
 
 CORRUPTION_NAMES = corruptions_lib.CORRUPTION_NAMES
 SPLITS = ("train", "test")
@@ -136,12 +144,13 @@ def _offline_advice(corruption):
         f'load_mnist_corrupted("{corruption}", split, source="local", '
         "data_dir=DIR) on an extracted mnist_c.zip, or generate that layout "
         "from MNIST arrays with `keras-odetoode make-mnistc --mnist MNIST.npz "
-        "--out DIR`."
+        "--out DIR`; or build the TFDS dataset from a local mnist_c.zip with "
+        "`keras-odetoode prepare-tfds --archive mnist_c.zip`."
     )
 
 
 def _tfds_split(corruption, split, data_dir, download):
-    """`(images, labels)` of a prepared TFDS split, read whole, as numpy arrays."""
+    """`(images, labels)` of a prepared TFDS split, read whole, as numpy arrays in the order of the .npy files."""
     import tensorflow_datasets as tfds
 
     name = f"mnist_corrupted/{corruption}"
@@ -167,7 +176,7 @@ def _tfds_split(corruption, split, data_dir, download):
             raise ConnectionError(
                 f"Could not download TFDS dataset {name}: {error}. " + _offline_advice(corruption)
             ) from error
-    # The whole split, in file order, read in a few large batches:
+    # The whole split, in record order, read in a few large batches:
     # `batch_size=-1` would batch by the size recorded in the dataset info,
     # which may be missing (`tfds.testing.mock_data` has none, and TFDS then
     # asks for a batch of sys.maxsize).
@@ -187,7 +196,190 @@ def _tfds_split(corruption, split, data_dir, download):
     else:
         images, labels = np.zeros((0,) + IMAGE_SHAPE, np.uint8), np.zeros(0, np.uint8)
     where = f"from TFDS {name} ({split})"
-    return _check_split(images, labels, where, where)
+    images, labels = _check_split(images, labels, where, where)
+    if builder.info.disable_shuffling:
+        return images, labels
+    # Back to the order of the .npy files, so that both sources give identical batches.
+    order = _tfds_record_order(split, len(images))
+    file_images, file_labels = np.empty_like(images), np.empty_like(labels)
+    file_images[order], file_labels[order] = images, labels
+    return file_images, file_labels
+
+
+def _tfds_record_order(split, count):
+    """The index in the .npy files of each record of a TFDS-prepared split, in record order.
+
+    TFDS writes a split's examples sorted by the hash of their key salted with
+    the split's name (`tensorflow_datasets.core.hashing`, fixed for a dataset
+    version: TFDS's slicing, `train[:10%]`, depends on it), and the keys
+    `mnist_corrupted` gives its examples are their indices in the .npy files.
+    """
+    from tensorflow_datasets.core import hashing
+
+    return np.array(sorted(range(count), key=hashing.Hasher(split).hash_key), dtype=np.int64)
+
+
+#: The files of each config in the MNIST-C layout.
+_LAYOUT_FILES = tuple(f"{split}_{kind}.npy" for split in SPLITS for kind in ("images", "labels"))
+
+
+def prepare_tfds(archive, data_dir=None, corruptions=None):
+    """Build TFDS's `mnist_corrupted` configs offline from a local `mnist_c.zip`.
+
+    Runs TensorFlow Datasets' own `mnist_corrupted` builder with its features,
+    `_generate_examples` and writer, and one change: its split generators read
+    the `.npy` files of a local archive (or its extracted folder) instead of
+    downloading `mnist_c.zip`. Nothing is downloaded. Each config is written
+    where TFDS writes it when it downloads (`<data_dir>/mnist_corrupted/
+    <corruption>/1.0.0/`: TFRecord files and `dataset_info.json`), so
+    `load_mnist_corrupted(corruption, split, source="tfds", data_dir=data_dir)`
+    and `tfds.load("mnist_corrupted/<corruption>", data_dir=data_dir)` read it:
+    the records TFDS writes after a download, in the same order. The archive's
+    checksum is not checked, so a layout written by `make_mnist_c` (zipped or
+    not) is built the same way as the published archive.
+
+    Configs are built one after the other; bad files stop the build at the
+    config they belong to, and the configs built before it stay. A zip archive
+    is extracted one config at a time into a temporary folder in `data_dir`
+    (about 55 MB per config for the published archive), removed afterwards.
+    Configs already prepared in `data_dir` are kept as they are.
+
+    Args:
+        archive: `mnist_c.zip` (members `mnist_c/<corruption>/{train,test}_
+            {images,labels}.npy`, or the same without the `mnist_c/` folder),
+            or a folder in the MNIST-C layout (see `local_paths`).
+        data_dir: the TFDS data directory; None for TFDS's default
+            (`~/tensorflow_datasets`, or `$TFDS_DATA_DIR`).
+        corruptions: configs to build (names of `CORRUPTION_NAMES`, or one
+            name); None for every config.
+
+    Returns:
+        `{corruption: path}`: the folder of each prepared config.
+
+    Raises:
+        FileNotFoundError: `archive` does not exist.
+        ValueError: an unknown corruption; an archive that is not a zip
+            archive or folder in the MNIST-C layout, or lacks a file of a
+            requested config; files whose arrays are not MNIST-C's.
+
+    Example:
+
+    >>> prepare_tfds("~/Downloads/mnist_c.zip", "~/tensorflow_datasets", ["fog", "stripe"])
+    >>> test = load_mnist_corrupted(
+    ...     "fog", "test", source="tfds", data_dir="~/tensorflow_datasets")
+    """
+    import tensorflow_datasets as tfds
+
+    names = _corruption_names(corruptions)
+    archive = pathlib.Path(archive).expanduser()
+    if not archive.exists():
+        raise FileNotFoundError(
+            f"MNIST-C archive not found. Received: archive={os.fspath(archive)!r}. "
+            "Expected: mnist_c.zip, or the folder it extracts to"
+        )
+    zipped = not archive.is_dir()
+    if zipped:
+        prefix = _zip_prefix(archive, names)
+    else:
+        paths = [path for name in names for split in SPLITS for path in local_paths(archive, name, split)]
+        _check_layout(archive, names, [os.fspath(path) for path in paths if not path.is_file()])
+    prepared = {}
+    for name in names:
+        builder = _offline_builder_class()(config=name, data_dir=data_dir)
+        # TFDS's own test of a config to reuse (`is_prepared` would log a warning for each new one).
+        if not builder.data_path.exists():
+            root = pathlib.Path(builder.data_dir_root)
+            root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=".mnist_c-", dir=root) as scratch:
+                layout = archive
+                if zipped:
+                    layout = pathlib.Path(scratch) / "mnist_c"
+                    (layout / name).mkdir(parents=True)
+                    with zipfile.ZipFile(archive) as opened:
+                        for file in _LAYOUT_FILES:
+                            with (
+                                opened.open(f"{prefix}{name}/{file}") as packed,
+                                open(layout / name / file, "wb") as out,
+                            ):
+                                shutil.copyfileobj(packed, out)
+                for split in SPLITS:
+                    read_local_split(layout, name, split)  # shapes, dtypes and labels, with clear errors
+                # The folder of the corruption folders (`layout` may be its parent).
+                builder.layout_dir = os.fspath(local_paths(layout, name, "train")[0].parents[1])
+                builder.download_and_prepare(
+                    download_dir=scratch,
+                    download_config=tfds.download.DownloadConfig(try_download_gcs=False),
+                )
+        prepared[name] = pathlib.Path(builder.data_dir)
+    return prepared
+
+
+def _corruption_names(corruptions):
+    """The config names of `corruptions` (None: all; one name; or names), checked, without repeats."""
+    if corruptions is None:
+        return CORRUPTION_NAMES
+    names = (corruptions,) if isinstance(corruptions, str) else tuple(corruptions)
+    for name in names:
+        check_choice("corruption", name, CORRUPTION_NAMES)
+    return tuple(dict.fromkeys(names))
+
+
+def _check_layout(archive, names, missing):
+    """An InputError naming the `missing` files (paths or zip members) of the configs `names`, if any."""
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise InputError(
+            f"{archive} is not in the MNIST-C layout: {len(missing)} files of the configs "
+            f"{', '.join(names)} are missing, e.g. {shown}. Expected: "
+            "mnist_c/<corruption>/{train,test}_{images,labels}.npy, as in mnist_c.zip"
+        )
+
+
+def _zip_prefix(archive, names):
+    """The folder ("mnist_c/" or "") of the MNIST-C layout in a zip archive holding every file of `names`."""
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            present = set(opened.namelist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise InputError(
+            f"Cannot read {archive} as a zip archive ({type(error).__name__}: {error}). "
+            "Expected: mnist_c.zip, or the folder it extracts to"
+        ) from error
+    # mnist_c.zip holds the layout in a folder mnist_c/; a zip of the layout itself works too.
+    prefix = "mnist_c/" if any(member.startswith("mnist_c/") for member in present) else ""
+    members = [f"{prefix}{name}/{file}" for name in names for file in _LAYOUT_FILES]
+    _check_layout(archive, names, [member for member in members if member not in present])
+    return prefix
+
+
+@functools.cache
+def _offline_builder_class():
+    """TFDS's `mnist_corrupted` builder, reading a local MNIST-C layout instead of downloading.
+
+    A subclass of `tensorflow_datasets.image_classification.mnist_corrupted.
+    MNISTCorrupted` under the same name, not registered with TFDS (the
+    registered builder reads what it writes); only `_split_generators`
+    changes, pointing the builder's own `_generate_examples` at `layout_dir`.
+    """
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.image_classification import mnist_corrupted
+
+    class OfflineMNISTCorrupted(mnist_corrupted.MNISTCorrupted, skip_registration=True):
+        name = "mnist_corrupted"
+        #: The folder holding `<corruption>/{train,test}_{images,labels}.npy`.
+        layout_dir = None
+
+        def _split_generators(self, dl_manager):
+            del dl_manager  # nothing to download
+            return [
+                tfds.core.SplitGenerator(
+                    name=split,
+                    gen_kwargs={"data_dir": self.layout_dir, "is_train": split == "train"},
+                )
+                for split in SPLITS
+            ]
+
+    return OfflineMNISTCorrupted
 
 
 def _local_split(corruption, split, data_dir):
@@ -272,7 +464,9 @@ def load_mnist_corrupted(
     an int64 label. Training data are shuffled over the whole split with
     `shuffle_seed` (each example once per epoch, a new order each epoch, the
     same sequence of orders for the same seed); unshuffled data come in file
-    order. Both sources yield identical batches for identical files. The split
+    order. Both sources yield identical batches for identical files (TFDS
+    stores a split in an order of its own, a hash of each example's index in
+    the files; the loader puts it back in file order). The split
     is read whole into memory as uint8 (~47 MB for 60,000 images); each batch
     is gathered from it by index and converted at once, so the pipeline's cost
     is per batch, not per example. The number of batches is known
@@ -285,8 +479,9 @@ def load_mnist_corrupted(
             zigzag, canny_edges).
         split: "train" or "test".
         batch_size: examples per batch.
-        data_dir: for "tfds", the TFDS data directory (None: TFDS's default);
-            for "local", the root of the MNIST-C layout (required).
+        data_dir: for "tfds", the TFDS data directory (None: TFDS's default),
+            prepared by `download=True` or, offline, by `prepare_tfds`; for
+            "local", the root of the MNIST-C layout (required).
         source: "tfds" or "local".
         shuffle_seed: seed of the example shuffle (None: a new order each run).
             As with tf.data's own seeded ops, the orders also depend on
