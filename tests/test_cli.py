@@ -253,16 +253,18 @@ def test_every_es_flag_has_help_and_its_default_once():
     flat = " ".join(parser.format_help().split())
     for flag, default in (
         ("--iterations", "100"),
-        ("--sigma", "0.1"),
-        ("--lr", "0.01"),
+        ("--sigma", "None"),  # the preset's: its help names the paper's
+        ("--lr", "None"),
         ("--seed", "0"),
         ("--policy", "odetoode"),
-        ("--optimizer", "sgd"),
+        ("--optimizer", "None"),
+        ("--preset", "paper"),
         ("--episode-length", "1000"),
     ):
         [action] = [a for a in parser._actions if flag in a.option_strings]
         assert f"{' '.join(action.help.split())} (default: {default})" in flat, flag
     assert "ES iterations in total; with --resume, counting the iterations already done" in flat
+    assert "(None: the preset's; paper: 0.1) (default: None)" in flat
 
 
 class InterruptingBackend(backends.InProcessBackend):

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from keras_odetoode import cli
-from keras_odetoode.es import backends, checkpoint, envs, policies, rollouts, trainer
+from keras_odetoode.es import backends, checkpoint, envs, policies, presets, rollouts, trainer
 from keras_odetoode.es import strategy as es
 from keras_odetoode.es.normalization import ObsStats
 from test_cli import InterruptingBackend, error_lines
@@ -377,3 +377,151 @@ def test_es_gate_inputs_of_the_state_need_the_gated_odetoode(policy, flow, tmp_p
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match=rf"Received: policy='{policy}', flow='{flow}', gate_inputs='state'"):
         policies.build_policy(policy, 8, 2, flow=flow, gate_inputs="state")
+
+
+# --------------------------------------------------------------------------- options beyond the paper
+
+OPTIONS_CONFIG = trainer.ESConfig(
+    "Swimmer-v5",
+    perturbations=4,
+    episode_length=15,
+    iterations=3,
+    seed=5,
+    top_directions=1,
+    lr_schedule="cosine",
+    lr_final=0.001,
+)
+
+
+def test_top_directions_and_a_schedule_resume_bit_identically(tmp_path):
+    """The schedule continues at the checkpoint's iteration: a resumed run ends where a straight one does."""
+    with backends.InProcessBackend(env_fn, policy_fn) as backend:
+        straight = trainer.train(OPTIONS_CONFIG, policy_fn, backend, logdir=str(tmp_path / "a"), progress=False)
+    logdir = str(tmp_path / "b")
+    with InterruptingBackend(env_fn, policy_fn, interrupt_at=3) as backend:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train(OPTIONS_CONFIG, policy_fn, backend, logdir=logdir, progress=False)
+    assert checkpoint.load_latest(os.path.join(logdir, "checkpoints")).state.iteration == 2
+    with backends.InProcessBackend(env_fn, policy_fn) as backend:
+        resumed = trainer.train(OPTIONS_CONFIG, policy_fn, backend, logdir=logdir, resume="latest", progress=False)
+    for name, value in straight.state.params.items():
+        np.testing.assert_array_equal(resumed.state.params[name], value)
+    assert resumed.config["top_directions"] == 1 and resumed.config["lr_decay_iterations"] == 3
+
+
+def test_max_env_steps_stops_at_the_first_iteration_reaching_it(tmp_path):
+    # k = 4 members and the centre, 15 steps each (Swimmer never terminates): 75 steps an iteration.
+    config = trainer.ESConfig(
+        "Swimmer-v5", perturbations=4, episode_length=15, iterations=10, seed=1, max_env_steps=100
+    )
+    logdir = str(tmp_path / "run")
+    with backends.InProcessBackend(env_fn, policy_fn) as backend:
+        result = trainer.train(config, policy_fn, backend, logdir=logdir, progress=False)
+        assert result.state.iteration == 2
+        more = trainer.ESConfig(**{**config.to_dict(), "max_env_steps": 151})
+        result = trainer.train(more, policy_fn, backend, logdir=logdir, resume="latest", progress=False)
+    assert result.state.iteration == 3
+    rows = _read_progress(logdir)
+    assert [int(r["total_env_steps"]) for r in rows] == [75, 150, 225]
+    np.testing.assert_allclose(
+        [float(r["total_seconds"]) for r in rows], np.cumsum([float(r["seconds"]) for r in rows]), rtol=1e-12
+    )
+
+
+def _read_progress(logdir):
+    import csv
+
+    with open(os.path.join(logdir, "progress.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def snapshot(directory):
+    """{relative path: bytes} of every file under `directory`."""
+    files = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, directory)] = f.read()
+    return files
+
+
+OPTIONS_ARGV = [
+    "es",
+    "--env",
+    "Swimmer-v5",
+    "--hidden",
+    "4",
+    "--perturbations",
+    "4",
+    "--episode-length",
+    "10",
+    "--no-progress",
+]
+
+
+def test_a_resume_with_another_preset_or_option_is_refused_and_the_logdir_is_untouched(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    monkeypatch.setitem(presets.PRESETS, "paper-copy", dict(presets.PRESETS["paper"]))  # the same values
+    logdir = str(tmp_path / "run")
+    argv = OPTIONS_ARGV + ["--logdir", logdir, "--top-directions", "1", "--lr-schedule", "linear"]
+    assert cli.run(argv + ["--iterations", "1"]) == 0
+    before = snapshot(logdir)
+    refused = {
+        "preset": ["--preset", "paper-copy", "--iterations", "1"],
+        "top_directions": ["--top-directions", "2", "--iterations", "1"],
+        "lr_schedule": ["--lr-schedule", "cosine", "--iterations", "1"],
+        "lr_decay_iterations": ["--iterations", "2"],  # the schedule was fixed over 1 iteration
+    }
+    for field, extra in refused.items():
+        capsys.readouterr()
+        assert cli.run(argv + extra + ["--resume"]) == 2, field
+        [line] = error_lines(capsys)
+        assert line.startswith("keras-odetoode: error: Cannot resume: the checkpoint was written with a different")
+        assert f"'{field}'" in line
+        assert snapshot(logdir) == before, field
+    assert "give --lr-decay-iterations 1 to continue it" in line
+    # Leaving --top-directions out is every pair, which is not the run's single one.
+    capsys.readouterr()
+    assert cli.run(OPTIONS_ARGV + ["--logdir", logdir, "--lr-schedule", "linear", "--resume"]) == 2
+    assert "'top_directions': (1, 2)" in error_lines(capsys)[0]
+    assert snapshot(logdir) == before
+    # The same options continue it, past the schedule's horizon at its final learning rate.
+    assert cli.run(argv + ["--iterations", "2", "--lr-decay-iterations", "1", "--resume"]) == 0
+    assert checkpoint.load_latest(os.path.join(logdir, "checkpoints")).state.iteration == 2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--top-directions", "0"], "top_directions must be an integer ≥ 1 or None. Received: top_directions=0"),
+        (["--top-directions", "-2"], "top_directions must be an integer ≥ 1 or None. Received: top_directions=-2"),
+        (
+            ["--top-directions", "3"],
+            "top_directions must be ≤ num_perturbations / 2 = 2, the number of antithetic pairs (one direction εᵢ "
+            "each). Received: top_directions=3, num_perturbations=4",
+        ),
+        (
+            ["--top-directions", "1", "--no-antithetic"],
+            "top_directions keeps the best antithetic pairs, so it needs antithetic sampling. "
+            "Received: top_directions=1, antithetic=False",
+        ),
+        (
+            ["--preset", "ars"],
+            "argument --preset: invalid choice: 'ars' (choose from ",  # quoted or not, by Python version
+        ),
+        (
+            ["--lr-schedule", "cosine", "--lr-final", "0.5"],
+            "lr_final must be a number ≥ 0 and ≤ 0.01. Received: lr_final=0.5",
+        ),
+        (["--max-env-steps", "0"], "max_env_steps must be an integer ≥ 1 or None. Received: max_env_steps=0"),
+    ],
+    ids=["b=0", "b<0", "b>k/2", "b-independent", "preset", "lr-final", "max-env-steps"],
+)
+def test_bad_es_options_are_one_line_before_anything_is_written(extra, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
+    logdir = tmp_path / "run"
+    assert cli.run(OPTIONS_ARGV + ["--iterations", "1", "--logdir", str(logdir)] + extra) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"keras-odetoode: error: {message}")
+    assert not logdir.exists()

@@ -223,3 +223,155 @@ def test_specs_from_policy_variables():
         "core/flow.n_matrix": "symmetric",
         "omega_2/kernel": "stiefel",
     }
+
+
+# --------------------------------------------------------------------------- top directions (ARS V2-t)
+
+# Five antithetic pairs (F⁺ᵢ, F⁻ᵢ). Ranked by max(F⁺, F⁻): pairs 2 (7), 1 (6), 0 (5), 4 (4), 3 (1);
+# ranked by |F⁺ − F⁻| it would be 0, 2, 4, ...: the two rules keep different pairs.
+PAIRED_RETURNS = np.array([5.0, -5.0, 6.0, 5.5, -1.0, 7.0, 0.0, 1.0, 2.0, 4.0])
+
+
+def ars_v2t_step(returns, noise, b, sigma, lr):
+    """Mania et al. 2018, Alg. 2 (V2-t), line 7, in numpy: α/(bσ_R) Σ_{top b} (r⁺ − r⁻) δ.
+
+    ν = σ, and α = lr/(2σ) makes it the step lr·G of `RiemannianES`.
+    """
+    plus, minus = returns[0::2], returns[1::2]
+    order = sorted(range(len(plus)), key=lambda i: -max(plus[i], minus[i]))[:b]
+    sigma_r = np.std(np.concatenate([plus[order], minus[order]]))
+    alpha = lr / (2 * sigma)
+    return alpha / (b * sigma_r) * sum((plus[i] - minus[i]) * noise[i] for i in order)
+
+
+@pytest.mark.parametrize("b", [1, 2, 3])
+def test_top_directions_is_ars_v2t(b):
+    strategy = es.RiemannianES(SPECS, num_perturbations=10, sigma=0.1, learning_rate=0.05, top_directions=b)
+    state = strategy.init(initial_params(), seed=3)
+    _, noise = strategy.ask(state)
+    step = es.unflatten(ars_v2t_step(PAIRED_RETURNS, noise, b, 0.1, 0.05), SPECS)
+    np.testing.assert_array_equal(strategy.top_pairs(PAIRED_RETURNS), np.sort([2, 1, 0][:b]))
+    new, _ = strategy.tell(state, noise, PAIRED_RETURNS)
+    # Euclidean parameters take ARS's step; symmetric ones its symmetric part.
+    np.testing.assert_allclose(new.params["b"], state.params["b"] + step["b"], rtol=1e-12, atol=1e-14)
+    q = step["q"]
+    np.testing.assert_allclose(new.params["q"], state.params["q"] + 0.5 * (q + q.T), rtol=1e-12, atol=1e-14)
+    # Stiefel parameters take the same G = step / lr along the manifold (Theorem 1).
+    from scipy.linalg import expm
+
+    w, g = state.params["omega_1"], step["omega_1"] / 0.05
+    np.testing.assert_allclose(new.params["omega_1"], expm(0.05 * (g @ w.T - w @ g.T)) @ w, atol=1e-12)
+
+
+@pytest.mark.parametrize("shaping", sorted(es.FITNESS_SHAPINGS))
+def test_every_pair_as_top_directions_is_the_papers_update_bit_for_bit(shaping):
+    fitness = np.array([3.0, -1.0, np.nan, 0.5, 2.0, 2.0, -np.inf, 4.0, 1.0, 0.0])
+    kwargs = dict(num_perturbations=10, fitness_shaping=shaping, learning_rate=0.05)
+    paper, every_pair = es.RiemannianES(SPECS, **kwargs), es.RiemannianES(SPECS, top_directions=5, **kwargs)
+    state = paper.init(initial_params())
+    _, noise = paper.ask(state)
+    for name, g in paper.gradient(noise, fitness).items():
+        np.testing.assert_array_equal(every_pair.gradient(noise, fitness)[name], g)
+    for name, value in paper.tell(state, noise, fitness)[0].params.items():
+        np.testing.assert_array_equal(every_pair.tell(state, noise, fitness)[0].params[name], value)
+
+
+def test_top_directions_shape_the_selected_returns_only():
+    """z-scores over the 2b kept returns (σ_R of ARS), not over all k: 1/(2bσ) Σ (z⁺ − z⁻) εᵢ."""
+    strategy = es.RiemannianES((es.ParamSpec("x", (3,)),), num_perturbations=10, top_directions=2)
+    noise = strategy.noise(strategy.init({"x": np.zeros(3)}))
+    kept = PAIRED_RETURNS[[2, 3, 4, 5]]  # pairs 1 and 2, in index order
+    z = (kept - kept.mean()) / kept.std()
+    expected = (z[0::2] - z[1::2]) @ noise[[1, 2]] / (strategy.sigma * 4)
+    np.testing.assert_allclose(strategy.gradient(noise, PAIRED_RETURNS)["x"], expected, rtol=1e-14)
+
+
+def test_top_directions_ties_go_to_the_lower_pair_and_nonfinite_members_rank_worst():
+    strategy = es.RiemannianES((es.ParamSpec("x", (2,)),), num_perturbations=8, top_directions=2)
+    np.testing.assert_array_equal(strategy.top_pairs(np.array([1.0, 3.0, 3.0, 0.0, 2.0, 3.0, 0.0, 0.0])), [0, 1])
+    clean, _ = es.sanitize_fitness([np.nan, np.nan, 1.0, 0.0, np.inf, 5.0, -1.0, -2.0])
+    np.testing.assert_array_equal(strategy.top_pairs(clean), [1, 2])  # the pair with +inf keeps its finite 5
+
+
+# --------------------------------------------------------------------------- learning-rate schedules
+
+
+@pytest.mark.parametrize("t", [0, 1, 5, 9, 10, 15])
+def test_learning_rate_schedules_follow_their_formulas(t):
+    lr, final, horizon = 0.02, 0.002, 10
+    p = min(t, horizon) / horizon
+    expected = {
+        "constant": lr,
+        "linear": final + (lr - final) * (1 - p),
+        "cosine": final + 0.5 * (lr - final) * (1 + np.cos(np.pi * p)),
+    }
+    for schedule, value in expected.items():
+        strategy = es.RiemannianES(
+            SPECS, num_perturbations=4, learning_rate=lr, lr_schedule=schedule, lr_final=final, lr_decay_iterations=10
+        )
+        assert strategy.learning_rate_at(t) == pytest.approx(value, rel=1e-15, abs=1e-18)
+    assert es.scheduled_learning_rate("linear", 5, lr, final, horizon) == pytest.approx(0.011, rel=1e-14)
+    assert es.scheduled_learning_rate("cosine", 5, lr, final, horizon) == pytest.approx(0.011, rel=1e-14)
+    assert es.scheduled_learning_rate("linear", 10, lr, 0.0, horizon) == 0.0
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_update_t_takes_the_scheduled_step_size(optimizer):
+    from scipy.linalg import expm
+
+    lr = 0.05
+    strategy = es.RiemannianES(
+        SPECS, num_perturbations=6, learning_rate=lr, optimizer=optimizer, lr_schedule="cosine", lr_decay_iterations=4
+    )
+    state = strategy.init(initial_params())
+    rng = np.random.default_rng(2)
+    m = v = np.zeros(4)
+    traces = None
+    for t in range(6):
+        _, noise = strategy.ask(state)
+        fitness = rng.standard_normal(6)
+        g = strategy.gradient(noise, fitness)
+        new, info = strategy.tell(state, noise, fitness)
+        step = 0.5 * lr * (1 + np.cos(np.pi * min(t, 4) / 4))
+        assert info["learning_rate"] == pytest.approx(step, rel=1e-15, abs=1e-18)
+        direction = g["b"]
+        if optimizer == "adam":
+            m, v = 0.9 * m + 0.1 * direction, 0.999 * v + 0.001 * direction**2
+            direction = (m / (1 - 0.9 ** (t + 1))) / (np.sqrt(v / (1 - 0.999 ** (t + 1))) + 1e-8)
+        np.testing.assert_allclose(new.params["b"], state.params["b"] + step * direction, rtol=1e-13, atol=1e-16)
+        if optimizer == "sgd":
+            w, gw = state.params["w0"], g["w0"]
+            np.testing.assert_allclose(new.params["w0"], expm(step * (gw @ w.T - w @ gw.T)) @ w, atol=1e-12)
+        state = new
+        # The step size is a tensor argument: a new value does not retrace the retraction.
+        if t == 0:
+            traces = es._retract.experimental_get_tracing_count()
+    assert es._retract.experimental_get_tracing_count() == traces
+    assert info["learning_rate"] == 0.0  # from t = T on: lr_final
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(top_directions=0), r"top_directions must be an integer ≥ 1 or None\. Received: top_directions=0"),
+        (dict(top_directions=-3), r"top_directions must be an integer ≥ 1 or None\. Received: top_directions=-3"),
+        (dict(top_directions=True), r"Received: top_directions=True"),
+        (
+            dict(top_directions=4),
+            r"top_directions must be ≤ num_perturbations / 2 = 3, the number of antithetic pairs \(one direction εᵢ "
+            r"each\)\. Received: top_directions=4, num_perturbations=6",
+        ),
+        (
+            dict(top_directions=2, antithetic=False),
+            r"needs antithetic sampling\. Received: top_directions=2, antithetic=False",
+        ),
+        (dict(lr_schedule="step"), r"Unknown lr_schedule\. Expected one of \('constant', 'linear', 'cosine'\)"),
+        (dict(lr_schedule="cosine"), r"lr_schedule='cosine' decays over .* Received: lr_decay_iterations=None"),
+        (dict(lr_schedule="linear", lr_decay_iterations=0), r"Received: lr_decay_iterations=0"),
+        (dict(lr_final=-0.1), r"lr_final must be a number ≥ 0 and ≤ 0\.01\. Received: lr_final=-0\.1"),
+        (dict(lr_final=0.5), r"Received: lr_final=0\.5"),
+    ],
+)
+def test_option_errors_say_what_was_received(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        es.RiemannianES(SPECS, num_perturbations=6, **kwargs)

@@ -134,3 +134,46 @@ def test_upgrade_steps_run_in_order_and_refuse_unknown_versions():
     for version in (0, 4, "2", True):
         with pytest.raises(errors.InputError, match=r"Unsupported thing format\. Received: format_version="):
             records.upgrade({"format_version": version}, "thing", steps, 3)
+
+
+def as_version_2(path):
+    """Rewrite the checkpoint `path` as format version 2 wrote it: no preset, top directions, schedule,
+    step budget nor total_seconds."""
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(str(arrays["header"]))
+    new_options = ("preset", "top_directions", "lr_schedule", "lr_final", "lr_decay_iterations", "max_env_steps")
+    header["config"] = {k: v for k, v in header["config"].items() if k not in new_options}
+    header["history"] = [{k: v for k, v in row.items() if k != "total_seconds"} for row in header["history"]]
+    arrays["header"] = np.array(json.dumps({**header, "format_version": 2}))
+    np.savez(path, **arrays)
+    return header
+
+
+def test_a_version_2_checkpoint_resumes_with_the_papers_update(tmp_path):
+    from keras_odetoode.es import backends
+    from test_es_cli import env_fn, policy_fn
+
+    config = trainer.ESConfig("Swimmer-v5", perturbations=4, episode_length=15, iterations=3, seed=2)
+    with backends.InProcessBackend(env_fn, policy_fn) as backend:
+        straight = trainer.train(config, policy_fn, backend, logdir=str(tmp_path / "a"), progress=False)
+        logdir = str(tmp_path / "b")
+        first_two = trainer.ESConfig(**{**config.to_dict(), "iterations": 2})
+        trainer.train(first_two, policy_fn, backend, logdir=logdir, progress=False)
+        path = checkpoint.list_checkpoints(f"{logdir}/checkpoints")[-1]
+        old = as_version_2(path)
+
+        ckpt = checkpoint.load(path)
+        assert ckpt.config["preset"] == "paper" and ckpt.config["top_directions"] is None
+        assert (ckpt.config["lr_schedule"], ckpt.config["max_env_steps"]) == ("constant", None)
+        seconds = [row["seconds"] for row in old["history"]]
+        assert [row["total_seconds"] for row in ckpt.history] == [seconds[0], seconds[0] + seconds[1]]
+        # Every pair given explicitly (k/2 = 2) is the same update; one pair is not.
+        trainer._check_resume(ckpt.config, trainer.ESConfig(**{**config.to_dict(), "top_directions": 2}))
+        with pytest.raises(ValueError, match=r"Mismatched.*'top_directions': \(2, 1\)"):
+            trainer._check_resume(ckpt.config, trainer.ESConfig(**{**config.to_dict(), "top_directions": 1}))
+
+        resumed = trainer.train(config, policy_fn, backend, logdir=logdir, resume="latest", progress=False)
+    for name, value in straight.state.params.items():
+        np.testing.assert_array_equal(resumed.state.params[name], value)
+    assert [row["reward_mean"] for row in resumed.history] == [row["reward_mean"] for row in straight.history]

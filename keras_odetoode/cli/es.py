@@ -8,6 +8,25 @@ import argparse
 import os
 
 from keras_odetoode.cli import add_verbose_flag
+from keras_odetoode.es import presets
+
+#: The flags' destinations that are `ESConfig` options of the preset (None, left out: the preset's value).
+PRESET_FLAGS = {
+    "perturbations": "perturbations",
+    "sigma": "sigma",
+    "lr": "learning_rate",
+    "antithetic": "antithetic",
+    "fitness_shaping": "fitness_shaping",
+    "optimizer": "optimizer",
+    "top_directions": "top_directions",
+    "lr_schedule": "lr_schedule",
+    "lr_final": "lr_final",
+}
+
+
+def _paper(name):
+    value = presets.PRESETS["paper"][name]
+    return "all" if value is None else value
 
 
 def register(subparsers):
@@ -47,17 +66,80 @@ def register(subparsers):
         default=100,
         help="ES iterations in total; with --resume, counting the iterations already done",
     )
-    es.add_argument("--perturbations", type=int, default=200, help="k, perturbations per iteration (even)")
-    es.add_argument("--sigma", type=float, default=0.1, help="σ, standard deviation of the perturbations")
-    es.add_argument("--lr", type=float, default=0.01, help="learning rate of the ES update")
-    es.add_argument("--no-antithetic", action="store_true", help="independent perturbations instead of ± pairs")
+    # The options of the ES update default to None: the preset's value.
+    es.add_argument(
+        "--preset",
+        default=presets.DEFAULT_PRESET,
+        choices=sorted(presets.PRESETS),
+        help="named values of the ES update's options below, which a flag given explicitly overrides. "
+        "paper: " + ", ".join(f"{name}={_paper(name)}" for name in presets.PRESET_OPTIONS),
+    )
+    es.add_argument(
+        "--perturbations",
+        type=int,
+        help=f"k, perturbations per iteration, even (None: the preset's; paper: {_paper('perturbations')})",
+    )
+    es.add_argument(
+        "--sigma",
+        type=float,
+        help=f"σ, standard deviation of the perturbations (None: the preset's; paper: {_paper('sigma')})",
+    )
+    es.add_argument(
+        "--lr",
+        type=float,
+        help="learning rate of the ES update; with --lr-schedule, of the first update "
+        f"(None: the preset's; paper: {_paper('learning_rate')})",
+    )
+    es.add_argument(
+        "--no-antithetic",
+        dest="antithetic",
+        action="store_const",
+        const=False,
+        help="independent perturbations instead of ± pairs (None: the preset's; paper: pairs)",
+    )
     es.add_argument(
         "--fitness-shaping",
-        default="z_score",
         choices=("z_score", "centered_ranks", "raw"),
-        help="how returns are turned into update weights",
+        help=f"how returns are turned into update weights (None: the preset's; paper: {_paper('fitness_shaping')})",
     )
-    es.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"), help="rule applying the ES gradient")
+    es.add_argument(
+        "--optimizer",
+        choices=("sgd", "adam"),
+        help=f"rule applying the ES gradient (None: the preset's; paper: {_paper('optimizer')})",
+    )
+    es.add_argument(
+        "--top-directions",
+        type=int,
+        metavar="B",
+        help="keep only the B antithetic pairs with the best max(F+, F-) in the update, z-scored among "
+        "themselves with the z_score shaping (ARS V2-t, Mania et al. 2018); 1 <= B <= k/2 "
+        f"(None: the preset's; paper: {_paper('top_directions')} k/2 pairs)",
+    )
+    es.add_argument(
+        "--lr-schedule",
+        choices=("constant", "linear", "cosine"),
+        help="decay of the learning rate from --lr to --lr-final over --lr-decay-iterations "
+        f"(None: the preset's; paper: {_paper('lr_schedule')})",
+    )
+    es.add_argument(
+        "--lr-final",
+        type=float,
+        help="the learning rate a schedule decays to, 0 <= it <= --lr "
+        f"(None: the preset's; paper: {_paper('lr_final')})",
+    )
+    es.add_argument(
+        "--lr-decay-iterations",
+        type=int,
+        metavar="T",
+        help="iterations over which a schedule decays (None: --iterations)",
+    )
+    es.add_argument(
+        "--max-env-steps",
+        type=int,
+        metavar="N",
+        help="also stop after the first iteration at which the run has taken N environment steps in total, "
+        "the centre's episodes included (None: no limit)",
+    )
     es.add_argument(
         "--seed", type=int, default=0, help="seed of the perturbations, the episodes and the policy's initialisation"
     )
@@ -96,12 +178,10 @@ def run_es(args):
         gate_inputs=args.gate_inputs,
         match_params=args.match_params,
         iterations=args.iterations,
-        perturbations=args.perturbations,
-        sigma=args.sigma,
-        learning_rate=args.lr,
-        antithetic=not args.no_antithetic,
-        fitness_shaping=args.fitness_shaping,
-        optimizer=args.optimizer,
+        preset=args.preset,
+        **{option: getattr(args, flag) for flag, option in PRESET_FLAGS.items()},
+        lr_decay_iterations=args.lr_decay_iterations,
+        max_env_steps=args.max_env_steps,
         seed=args.seed,
         episode_length=args.episode_length,
         normalize_observations=not args.no_obs_norm,

@@ -2,7 +2,8 @@
 
 Ask/tell Riemannian ES (`RiemannianES`), batched population rollouts
 (`RolloutWorker`), backends (in-process, local processes, Ray), the training
-loop (`train`), policies of §5.1 (`build_policy`) and checkpoints.
+loop (`train`), named option sets (`PRESETS`), policies of §5.1 (`build_policy`)
+and checkpoints.
 """
 
 from keras_odetoode.es.backends import (
@@ -18,9 +19,11 @@ from keras_odetoode.es.envs import EnvInfo, check_env_id, env_factory, env_info,
 from keras_odetoode.es.evaluation import evaluate_policy
 from keras_odetoode.es.normalization import ObsStats
 from keras_odetoode.es.policies import POLICIES, build_policy, count_params, matched_hidden, serving_policy
+from keras_odetoode.es.presets import PRESETS
 from keras_odetoode.es.rollouts import PopulationPolicy, RolloutResult, RolloutWorker, episode_seeds
 from keras_odetoode.es.strategy import (
     FITNESS_SHAPINGS,
+    LR_SCHEDULES,
     ESState,
     ParamSpec,
     RiemannianES,
@@ -29,6 +32,7 @@ from keras_odetoode.es.strategy import (
     raw_fitness,
     register_fitness_shaping,
     sanitize_fitness,
+    scheduled_learning_rate,
     specs_from_variables,
     z_score,
 )
@@ -43,8 +47,10 @@ __all__ = [
     "EnvInfo",
     "FITNESS_SHAPINGS",
     "InProcessBackend",
+    "LR_SCHEDULES",
     "ObsStats",
     "POLICIES",
+    "PRESETS",
     "ParamSpec",
     "PopulationPolicy",
     "ProcessBackend",
@@ -70,6 +76,7 @@ __all__ = [
     "raw_fitness",
     "register_fitness_shaping",
     "sanitize_fitness",
+    "scheduled_learning_rate",
     "serving_policy",
     "specs_from_variables",
     "split_population",

@@ -24,8 +24,20 @@ from keras_odetoode.es.strategy import ESState
 
 #: Format version of the checkpoint header ("format_version"). Version 1 counted the
 #: best iteration from 0, recorded no commands, and may lack policy_kwargs' gate_inputs
-#: (its gated flows read the time); `upgrade_header` reads it as version 2.
-FORMAT_VERSION = 2
+#: (its gated flows read the time). Version 2 had no preset, top directions, learning-rate
+#: schedule nor step budget in its config (its runs were the paper's preset with every
+#: pair and a constant learning rate) and no total_seconds in its history.
+#: `upgrade_header` reads both as version 3.
+FORMAT_VERSION = 3
+#: What a version-2 run was, in the options version 3 added.
+_VERSION_2_OPTIONS = {
+    "preset": "paper",
+    "top_directions": None,
+    "lr_schedule": "constant",
+    "lr_final": 0.0,
+    "lr_decay_iterations": None,
+    "max_env_steps": None,
+}
 _PATTERN = re.compile(r"^ckpt-(\d+)\.npz$")
 
 
@@ -110,10 +122,19 @@ def _header_1_to_2(header):
     }
 
 
+def _header_2_to_3(header):
+    history, total = [], 0.0
+    for row in header["history"]:
+        seconds = row.get("seconds")
+        total = None if total is None or seconds is None else total + seconds  # the sum of the rows' seconds
+        history.append({**row, "total_seconds": total})
+    return {**header, "config": {**_VERSION_2_OPTIONS, **header["config"]}, "history": history}
+
+
 def upgrade_header(header):
     """A checkpoint header in the current format (`FORMAT_VERSION`), whatever its version."""
     try:
-        return records.upgrade(header, "checkpoint", {1: _header_1_to_2}, FORMAT_VERSION)
+        return records.upgrade(header, "checkpoint", {1: _header_1_to_2, 2: _header_2_to_3}, FORMAT_VERSION)
     except InputError as error:
         raise CheckpointError(str(error)) from None
 

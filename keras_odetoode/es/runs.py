@@ -39,7 +39,8 @@ def make_config(
         policy, hidden, flow, num_gates, gate_inputs: `policies.build_policy`'s.
         match_params: give a baseline policy at least ODEtoODE's parameter
             count (`policies.matched_hidden`).
-        **options: the other `ESConfig` fields (iterations, perturbations, ...).
+        **options: the other `ESConfig` fields (iterations, preset, perturbations, ...);
+            an option of the preset given as None takes the preset's value.
     """
     if gate_inputs != "time" and (policy, flow) != ("odetoode", "gated"):
         raise ValueError(
@@ -61,6 +62,17 @@ def make_config(
         },
         **options,
     )
+
+
+def describe_update(config):
+    """The ES update of `config` in a few words: "preset paper: k=200, σ=0.1, lr=0.01, ..."."""
+    parts = [f"k={config.perturbations}", f"σ={config.sigma}", f"lr={config.learning_rate}"]
+    if config.lr_schedule != "constant":
+        parts[-1] += f" → {config.lr_final} ({config.lr_schedule} over {config.lr_decay_iterations} iterations)"
+    if config.top_directions is not None:
+        parts.append(f"top {config.top_directions} of {config.perturbations // 2} pairs")
+    parts += [config.fitness_shaping, config.optimizer] + ([] if config.antithetic else ["no antithetic pairs"])
+    return f"preset {config.preset}: {', '.join(parts)}"
 
 
 def _print(message):
@@ -107,10 +119,11 @@ def run(
         resume = trainer.resume_path(logdir, resume)
         done = trainer.check_resume(config, resume).state.iteration
         start = f"resuming from {resume} (iteration {done} of {config.iterations} done)"
+    if config.max_env_steps is not None:
+        start += f", until {config.max_env_steps} environment steps"
     log(
         f"ES on {config.env_id}: policy {config.policy} ({model.count_params()} parameters), "
-        f"k={config.perturbations}, σ={config.sigma}, lr={config.learning_rate}, backend {backend} "
-        f"(workers={workers}), logdir {logdir}, {start}"
+        f"{describe_update(config)}, backend {backend} (workers={workers}), logdir {logdir}, {start}"
     )
     command = None if command is None else shlex.join(command)
     env_fn = envs.env_factory(config.env_id, config.episode_length)

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_odetoode import manifolds
-from keras_odetoode.checks import check_choice, check_integer, check_positive
+from keras_odetoode.checks import check_choice, check_integer, check_positive, check_range
 
 PARAM_KINDS = ("euclidean", "symmetric", "stiefel")
 OPTIMIZERS = ("sgd", "adam")
@@ -84,6 +84,36 @@ def get_fitness_shaping(name):
             f"Unknown fitness shaping. Expected one of {tuple(FITNESS_SHAPINGS)}. Received: fitness_shaping={name!r}"
         )
     return FITNESS_SHAPINGS[name]
+
+
+# --------------------------------------------------------------------------- learning-rate schedules
+# Each schedule maps the fraction p ∈ [0, 1] of the decay done to the fraction of the way
+# from lr_final to lr that the step size still is: lr_t = lr_final + (lr − lr_final)·f(p).
+
+LR_SCHEDULES = {
+    "constant": lambda p: 1.0,
+    "linear": lambda p: 1.0 - p,
+    "cosine": lambda p: 0.5 * (1.0 + np.cos(np.pi * p)),
+}
+
+
+def scheduled_learning_rate(schedule, iteration, learning_rate, lr_final=0.0, decay_iterations=None):
+    """The step size of update `iteration` (counted from 0) under `schedule`.
+
+    With p = min(t, T)/T for t = `iteration` and T = `decay_iterations`:
+
+    * "constant": lr (the paper's);
+    * "linear": lr_final + (lr − lr_final)(1 − p);
+    * "cosine": lr_final + ½(lr − lr_final)(1 + cos πp).
+
+    The first update (t = 0) takes lr, update T − 1 the last decayed value above
+    lr_final, and every update from t = T on takes lr_final.
+    """
+    check_choice("lr_schedule", schedule, tuple(LR_SCHEDULES))
+    if schedule == "constant":
+        return float(learning_rate)  # lr_final and T play no part
+    fraction = LR_SCHEDULES[schedule](min(iteration, decay_iterations) / decay_iterations)
+    return float(lr_final + (learning_rate - lr_final) * fraction)
 
 
 def sanitize_fitness(fitness):
@@ -168,8 +198,29 @@ def unflatten(vector, specs):
 
 # --------------------------------------------------------------------------- state and strategy
 
-# `manifolds.retract` compiled once per (shape, step size, retraction): eager
-# expm costs milliseconds, the graph a few tens of microseconds.
+
+def _check_top_directions(top_directions, num_perturbations, antithetic):
+    """`top_directions` as an int (or None) if 1 ≤ b ≤ k/2 with antithetic sampling, else a ValueError."""
+    top_directions = check_integer("top_directions", top_directions, 1, allow_none=True)
+    if top_directions is None:
+        return None
+    if not antithetic:
+        raise ValueError(
+            "top_directions keeps the best antithetic pairs, so it needs antithetic sampling. "
+            f"Received: top_directions={top_directions}, antithetic=False"
+        )
+    pairs = num_perturbations // 2
+    if top_directions > pairs:
+        raise ValueError(
+            f"top_directions must be ≤ num_perturbations / 2 = {pairs}, the number of antithetic pairs "
+            f"(one direction εᵢ each). Received: top_directions={top_directions}, "
+            f"num_perturbations={num_perturbations}"
+        )
+    return top_directions
+
+
+# `manifolds.retract` compiled once per (shape, retraction), the step size a tensor
+# argument: eager expm costs milliseconds, the graph a few tens of microseconds.
 _retract = tf.function(manifolds.retract, autograph=False)
 
 
@@ -202,16 +253,39 @@ class RiemannianES:
     * symmetric (Q, N): Euclidean step along ½(G + Gᵀ);
     * everything else: Euclidean step θ ← θ + lr·G.
 
+    Two options go beyond the paper; their defaults are the paper's update.
+
+    * **Top directions** (`top_directions=b`, ARS V2-t; Mania et al. 2018, Alg. 2):
+      only the b antithetic pairs with the largest max(F⁺ᵢ, F⁻ᵢ) enter the estimate
+      (ties to the lower index), the fitness shaping sees only their 2b returns, and
+      G = 1/(2bσ) Σ_{i∈top b} (w⁺ᵢ − w⁻ᵢ) εᵢ: the paper's estimator over the b pairs.
+      With "z_score", w⁺ᵢ − w⁻ᵢ = (F⁺ᵢ − F⁻ᵢ)/σ_R, σ_R the std (ddof 0) of the 2b
+      selected returns, so the Euclidean step lr·G is ARS's
+      θ ← θ + α/(bσ_R) Σ (F⁺ᵢ − F⁻ᵢ) εᵢ with ν = σ and α = lr/(2σ); the manifold
+      parameters take the same G along their manifolds, as above. b = k/2 (every
+      pair) is the paper's estimator, bit for bit, with every shaping.
+    * **A learning-rate schedule** (`lr_schedule`): update t takes the step size
+      `scheduled_learning_rate(lr_schedule, t, lr, lr_final, lr_decay_iterations)`,
+      for every parameter (the exp-map step of the manifold ones too) and with
+      either optimizer (Adam's direction is scaled by it).
+
     Args:
         specs: `ParamSpec`s of the policy (see `specs_from_variables`).
         num_perturbations: k, members per iteration (200 in the paper); even when antithetic.
         sigma: σ, the standard deviation of the perturbations (0.1).
-        learning_rate: lr (0.01).
+        learning_rate: lr (0.01); with a schedule, the step size of the first update.
         antithetic: evaluate θ + σε and θ − σε as a pair (members 2i and 2i+1).
         fitness_shaping: a name in `FITNESS_SHAPINGS` ("z_score", "centered_ranks", "raw").
         optimizer: "sgd" (the paper's) or "adam" applied to the ES gradient estimate.
         beta_1, beta_2, epsilon: Adam's constants.
         retraction: "expm" (the paper's exact exponential map) or "cayley".
+        top_directions: b, the antithetic pairs the estimate keeps, 1 ≤ b ≤ k/2 (a pair
+            is one direction εᵢ, and there are k/2 of them); None keeps all (the paper).
+            Needs antithetic sampling.
+        lr_schedule: a name in `LR_SCHEDULES`: "constant" (the paper's), "linear" or "cosine".
+        lr_final: the step size the schedule decays to, 0 ≤ lr_final ≤ lr (0).
+        lr_decay_iterations: T, the updates over which the schedule decays (required
+            unless the schedule is constant).
     """
 
     def __init__(
@@ -227,6 +301,10 @@ class RiemannianES:
         beta_2=0.999,
         epsilon=1e-8,
         retraction="expm",
+        top_directions=None,
+        lr_schedule="constant",
+        lr_final=0.0,
+        lr_decay_iterations=None,
     ):
         self.specs = tuple(specs)
         if not self.specs:
@@ -240,6 +318,14 @@ class RiemannianES:
         check_positive("sigma", sigma)
         check_positive("learning_rate", learning_rate)
         check_choice("optimizer", optimizer, OPTIMIZERS)
+        self.top_directions = _check_top_directions(top_directions, num_perturbations, antithetic)
+        check_choice("lr_schedule", lr_schedule, tuple(LR_SCHEDULES))
+        check_range("lr_final", lr_final, 0, learning_rate)
+        if lr_schedule != "constant" and lr_decay_iterations is None:
+            raise ValueError(
+                f"lr_schedule={lr_schedule!r} decays over lr_decay_iterations updates, which must be given. "
+                "Received: lr_decay_iterations=None. Expected: an integer ≥ 1"
+            )
         self.num_perturbations = int(num_perturbations)
         self.sigma = float(sigma)
         self.learning_rate = float(learning_rate)
@@ -249,6 +335,9 @@ class RiemannianES:
         self.optimizer = optimizer
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.retraction = manifolds.check_retraction(retraction)
+        self.lr_schedule = lr_schedule
+        self.lr_final = float(lr_final)
+        self.lr_decay_iterations = check_integer("lr_decay_iterations", lr_decay_iterations, 1, allow_none=True)
         self.num_params = sum(s.size for s in self.specs)
 
     # ------------------------------------------------------------------ ask/tell
@@ -296,11 +385,24 @@ class RiemannianES:
         population = centre[None, :] + self.sigma * self.signs()[:, None] * rows
         return unflatten(population, self.specs), noise
 
+    def top_pairs(self, fitness):
+        """Indices of the antithetic pairs the estimate keeps, ascending.
+
+        All k/2 pairs without `top_directions`; else the b pairs with the largest
+        max(F⁺ᵢ, F⁻ᵢ) of the (sanitized) returns, ties going to the lower index.
+        """
+        best = np.maximum(fitness[0::2], fitness[1::2])
+        if self.top_directions is None:
+            return np.arange(best.shape[0])
+        return np.sort(np.argsort(-best, kind="stable")[: self.top_directions])
+
     def gradient(self, noise, fitness):
         """ES estimate of ∇F_σ(θ) (§4.2) from shaped fitness, as {name: array}.
 
-        Antithetic: 1/(σk) Σᵢ (F⁺ᵢ − F⁻ᵢ) εᵢ; otherwise 1/(σk) Σ_m F_m ε_m. With
-        `fitness_shaping="raw"` both are unbiased for ∇F_σ.
+        Antithetic: 1/(σk) Σᵢ (w⁺ᵢ − w⁻ᵢ) εᵢ, or 1/(2bσ) Σ over the b top pairs
+        (shaped among their 2b returns) with `top_directions`; otherwise
+        1/(σk) Σ_m w_m ε_m. With `fitness_shaping="raw"` (and all pairs) both are
+        unbiased for ∇F_σ.
         """
         fitness = np.asarray(fitness, np.float64)
         if fitness.shape != (self.num_perturbations,):
@@ -308,10 +410,21 @@ class RiemannianES:
                 f"fitness must have shape ({self.num_perturbations},), one return per member. "
                 f"Received: shape {fitness.shape}"
             )
-        shaped = self._shape(sanitize_fitness(fitness)[0])
-        weights = shaped[0::2] - shaped[1::2] if self.antithetic else shaped
-        flat = weights @ noise / (self.sigma * self.num_perturbations)
+        clean = sanitize_fitness(fitness)[0]
+        if not self.antithetic:
+            flat = self._shape(clean) @ noise / (self.sigma * self.num_perturbations)
+            return unflatten(flat, self.specs)
+        pairs = self.top_pairs(clean)
+        members = np.stack([2 * pairs, 2 * pairs + 1], axis=1).reshape(-1)
+        shaped = self._shape(clean[members])
+        flat = (shaped[0::2] - shaped[1::2]) @ noise[pairs] / (self.sigma * members.shape[0])
         return unflatten(flat, self.specs)
+
+    def learning_rate_at(self, iteration):
+        """The step size of update `iteration` (counted from 0; `scheduled_learning_rate`)."""
+        return scheduled_learning_rate(
+            self.lr_schedule, iteration, self.learning_rate, self.lr_final, self.lr_decay_iterations
+        )
 
     def riemannian_gradient(self, params, gradient):
         """Eq. 8: skew generators G Ωᵀ − Ω Gᵀ (tall; Gᵀ Ω − Ωᵀ G wide) for Stiefel
@@ -335,9 +448,12 @@ class RiemannianES:
         Non-finite returns rank below every finite one (see `sanitize_fitness`).
 
         Returns:
-            (new state, info) with info {"gradient_norm", "num_nonfinite"}.
+            (new state, info) with info {"gradient_norm", "num_nonfinite", "learning_rate"}.
         """
         gradient = self.gradient(noise, fitness)
+        learning_rate = self.learning_rate_at(state.iteration)
+        # A tensor, not a Python float: one trace of the retraction for every step size.
+        step_size = tf.constant(learning_rate, tf.float64)
         t = state.iteration + 1
         params, adam_m, adam_v = {}, {}, {}
         norm2 = 0.0
@@ -354,12 +470,13 @@ class RiemannianES:
             w = state.params[s.name]
             if s.kind == "stiefel":
                 # Theorem 1: Ω ← exp(lr (G Ωᵀ − Ω Gᵀ)) Ω, i.e. a descent step on −G.
-                params[s.name] = _retract(tf.constant(w), tf.constant(-g), self.learning_rate, self.retraction).numpy()
+                params[s.name] = _retract(tf.constant(w), tf.constant(-g), step_size, self.retraction).numpy()
             else:
-                params[s.name] = w + self.learning_rate * g
+                params[s.name] = w + learning_rate * g
         info = {
             "gradient_norm": float(np.sqrt(norm2)),
             "num_nonfinite": int(sanitize_fitness(fitness)[1].sum()),
+            "learning_rate": learning_rate,
         }
         return ESState(params, t, state.seed, adam_m, adam_v), info
 
@@ -375,4 +492,8 @@ class RiemannianES:
             "beta_2": self.beta_2,
             "epsilon": self.epsilon,
             "retraction": self.retraction,
+            "top_directions": self.top_directions,
+            "lr_schedule": self.lr_schedule,
+            "lr_final": self.lr_final,
+            "lr_decay_iterations": self.lr_decay_iterations,
         }

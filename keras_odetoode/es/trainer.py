@@ -1,10 +1,11 @@
 """The ES training loop: iterations, logging, checkpoints, resume and export.
 
 `train(config, policy_fn, backend, logdir)` runs `config.iterations` ES
-iterations. Each iteration evaluates the k perturbations plus the unperturbed
-centre (its reward is the learning curve and selects the exported policy),
-updates θ with `RiemannianES.tell`, then merges the iteration's observations
-into the normalization statistics. With a `logdir` it writes progress.csv,
+iterations, or fewer: until `config.max_env_steps` environment steps. Each
+iteration evaluates the k perturbations plus the unperturbed centre (its
+reward is the learning curve and selects the exported policy), updates θ
+with `RiemannianES.tell`, then merges the iteration's observations into the
+normalization statistics. With a `logdir` it writes progress.csv,
 TensorBoard scalars (tb/), a checkpoint per iteration (checkpoints/), the
 learning curve (learning_curve.png) and the best policy as a SavedModel
 (policy/, with metadata.json).
@@ -22,7 +23,7 @@ import numpy as np
 from keras_odetoode import records
 from keras_odetoode.checks import check_integer
 from keras_odetoode.es import checkpoint as checkpoint_lib
-from keras_odetoode.es import policies, rollouts
+from keras_odetoode.es import policies, presets, rollouts
 from keras_odetoode.es.normalization import ObsStats
 from keras_odetoode.es.strategy import RiemannianES
 
@@ -42,45 +43,70 @@ CSV_FIELDS = (
     "total_env_steps",
     "steps_per_second",
     "seconds",
+    "total_seconds",
 )
 
 
 @dataclasses.dataclass
 class ESConfig:
-    """Hyper-parameters of an ES run (paper §5.1.1 defaults).
+    """Hyper-parameters of an ES run.
+
+    The options of the ES update (`presets.PRESET_OPTIONS`) left as None take the
+    values of `preset`, by default "paper" (§5.1.1: k = 200, σ = 0.1, lr = 0.01,
+    antithetic, z-score, SGD, every pair, constant lr); after construction they
+    hold the resolved values.
 
     Attributes:
         env_id: gymnasium id.
         policy: policy name (see `policies.POLICIES`), recorded for export/resume.
         policy_kwargs: keyword arguments of `policies.build_policy`.
         iterations: ES iterations to run (in total, counting resumed ones).
-        perturbations: k (200).
-        sigma, learning_rate: σ (0.1) and lr (0.01).
+        perturbations: k.
+        sigma, learning_rate: σ and lr.
         antithetic, fitness_shaping, optimizer: see `RiemannianES`.
         seed: the run's seed: noise, environment seeds and policy initialisation.
         episode_length: maximum steps per episode (1000).
         normalize_observations: running mean/std normalization of observations.
         evaluate_centre: also roll out the unperturbed policy every iteration.
+        preset: the name in `presets.PRESETS` the options left as None come from.
+        top_directions: b, the best antithetic pairs the estimate keeps (None: all; see `RiemannianES`).
+        lr_schedule, lr_final: see `RiemannianES`.
+        lr_decay_iterations: T of a schedule; None: `iterations`. A resumed run must
+            have the T the run started with.
+        max_env_steps: also stop after the first iteration at which the run has taken
+            this many environment steps (the centre's episodes included); None: no limit.
     """
 
     env_id: str
     policy: str = "odetoode"
     policy_kwargs: dict = dataclasses.field(default_factory=dict)
     iterations: int = 100
-    perturbations: int = 200
-    sigma: float = 0.1
-    learning_rate: float = 0.01
-    antithetic: bool = True
-    fitness_shaping: str = "z_score"
-    optimizer: str = "sgd"
+    perturbations: int = None
+    sigma: float = None
+    learning_rate: float = None
+    antithetic: bool = None
+    fitness_shaping: str = None
+    optimizer: str = None
     seed: int = 0
     episode_length: int = 1000
     normalize_observations: bool = True
     evaluate_centre: bool = True
+    preset: str = presets.DEFAULT_PRESET
+    top_directions: int = None
+    lr_schedule: str = None
+    lr_final: float = None
+    lr_decay_iterations: int = None
+    max_env_steps: int = None
 
     def __post_init__(self):
         for name in ("iterations", "episode_length"):
             check_integer(name, getattr(self, name), 1)
+        check_integer("max_env_steps", self.max_env_steps, 1, allow_none=True)
+        resolved = presets.resolve(self.preset, **{name: getattr(self, name) for name in presets.PRESET_OPTIONS})
+        for name, value in resolved.items():
+            setattr(self, name, value)
+        if self.lr_schedule != "constant" and self.lr_decay_iterations is None:
+            self.lr_decay_iterations = self.iterations
 
     def strategy(self, specs):
         return RiemannianES(
@@ -91,6 +117,10 @@ class ESConfig:
             antithetic=self.antithetic,
             fitness_shaping=self.fitness_shaping,
             optimizer=self.optimizer,
+            top_directions=self.top_directions,
+            lr_schedule=self.lr_schedule,
+            lr_final=self.lr_final,
+            lr_decay_iterations=self.lr_decay_iterations,
         )
 
     def to_dict(self):
@@ -111,6 +141,11 @@ class ESConfig:
         "episode_length",
         "normalize_observations",
         "evaluate_centre",
+        "preset",
+        "top_directions",
+        "lr_schedule",
+        "lr_final",
+        "lr_decay_iterations",
     )
 
 
@@ -249,9 +284,15 @@ def _policy_defaults():
 
 
 def _resume_fields(config):
+    """The fields that must match to resume, with equivalent spellings made equal."""
     fields = {f: config.get(f) for f in ESConfig.RESUME_FIELDS}
     # A keyword argument left out builds the same policy as its default given explicitly.
     fields["policy_kwargs"] = {**_policy_defaults(), **(fields["policy_kwargs"] or {})}
+    # Every pair is top_directions = k/2; a constant learning rate has no final value nor horizon.
+    if fields["top_directions"] is None and fields["antithetic"]:
+        fields["top_directions"] = fields["perturbations"] // 2
+    if fields["lr_schedule"] == "constant":
+        fields["lr_final"] = fields["lr_decay_iterations"] = None
     return fields
 
 
@@ -259,9 +300,16 @@ def _check_resume(saved, config):
     saved, requested = _resume_fields(saved), _resume_fields(config.to_dict())
     mismatched = {f: (saved[f], requested[f]) for f in ESConfig.RESUME_FIELDS if saved[f] != requested[f]}
     if mismatched:
+        hint = ""
+        if "lr_decay_iterations" in mismatched and "lr_schedule" not in mismatched:
+            hint = (
+                f". The learning rate decays over the {saved['lr_decay_iterations']} iterations fixed when the run "
+                f"started (--lr-decay-iterations, by default --iterations): give --lr-decay-iterations "
+                f"{saved['lr_decay_iterations']} to continue it"
+            )
         raise ValueError(
             "Cannot resume: the checkpoint was written with a different configuration. "
-            f"Mismatched (checkpoint, requested): {mismatched}"
+            f"Mismatched (checkpoint, requested): {mismatched}{hint}"
         )
 
 
@@ -316,7 +364,7 @@ def check_resume(config, resume_from):
 
 
 def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, keep_checkpoints=3, command=None):
-    """Run ES until `config.iterations` iterations are done.
+    """Run ES until `config.iterations` iterations (or `config.max_env_steps` environment steps) are done.
 
     Args:
         config: `ESConfig`.
@@ -355,8 +403,11 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
         )
     log = RunLogger(logdir, config.iterations, ckpt.state.iteration, ckpt.history, progress)
     total_steps = int(ckpt.history[-1]["total_env_steps"]) if ckpt.history else 0
+    total_seconds = ckpt.history[-1]["total_seconds"] if ckpt.history else 0.0
+    total_seconds = float("nan") if total_seconds is None else float(total_seconds)  # unknown in the record
+    budget = np.inf if config.max_env_steps is None else config.max_env_steps
     try:
-        while ckpt.state.iteration < config.iterations:
+        while ckpt.state.iteration < config.iterations and total_steps < budget:
             start = time.perf_counter()
             state, obs_stats = ckpt.state, ckpt.obs_stats
             mean, variance = obs_stats.normalizer()
@@ -365,6 +416,7 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
             k = strategy.num_perturbations
             steps = int(result.lengths.sum())
             total_steps += steps
+            total_seconds += seconds
             r_mean, r_std, r_min, r_max = _finite_stats(result.returns[:k])
             centre = float(result.returns[k]) if config.evaluate_centre else r_mean
             best = ckpt.best
@@ -399,6 +451,7 @@ def train(config, policy_fn, backend, logdir=None, resume=None, progress=True, k
                 "total_env_steps": total_steps,
                 "steps_per_second": steps / max(seconds, 1e-9),
                 "seconds": seconds,
+                "total_seconds": total_seconds,
             }
             ckpt = dataclasses.replace(
                 ckpt, state=new_state, obs_stats=new_stats, best=best, history=ckpt.history + [row]

@@ -1,0 +1,281 @@
+"""Learning per environment step: ES configurations side by side on one budget of steps.
+
+Every (task, configuration, seed) trains ISO-ODEtoODE (hidden 16, the isospectral flow,
+the paper's policy) until the first ES iteration at which the run has taken `--budget`
+environment steps (the trainer's `max_env_steps`). Steps are counted as progress.csv
+counts them: the k perturbations' episodes and the centre policy's one, every iteration.
+So a run takes (k + 1)·1000 steps an iteration on Swimmer and HalfCheetah (no early
+termination), and the centre's episodes take 1/(k + 1) of its budget: 1/17 at k = 16,
+1/201 at k = 200.
+
+Each run is a resumable ES run directory (`<out>/runs/<task>-<configuration>-s<seed>`):
+an interrupted sweep continues where it stopped, and a finished run is not repeated.
+Writes:
+
+* `table.md` / `table.csv`: per task and configuration, the centre-policy return of the
+  first iteration at which the run had taken ¼, ½ and all of the budget, mean ± std over
+  seeds; the iterations, environment steps and wall time (the sum of the iterations'
+  `seconds`: rollouts and update, not checkpoints nor logs) the runs took. std is over
+  seeds with ddof = 0 (numpy's default): with 3 seeds the sample std is √(3/2) ≈ 1.22×
+  larger. Each centre return is one episode, run before that iteration's update.
+* `es_budget.png`: centre return against environment steps (top) and against wall time
+  (bottom), mean ± std over seeds; the wall-time curves end at the fastest seed's end.
+* `command.json`: the command, its duration and the versions it ran with.
+
+The configurations (`CONFIGS`, chosen with `--configs`) are the paper's settings (k = 200,
+σ = 0.1, lr = 0.01, z-score, SGD, every pair), the same with k = 50 and k = 16, and at one
+of these k one more option changed: top directions, Adam, or a cosine schedule.
+
+    MUJOCO_GL=disable python benchmarks/es_budget.py --envs Swimmer-v5 HalfCheetah-v5 \\
+        --seeds 0 1 2 --budget 5000000 --workers 2 --out benchmarks/results/es_budget
+"""
+
+import argparse
+import csv
+import functools
+import json
+import math
+import os
+import sys
+import time
+
+os.environ.setdefault("MUJOCO_GL", "disable")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+#: Name → `ESConfig` options on top of the paper preset, and what the configuration is.
+CONFIGS = {
+    "paper": ({}, "the paper: k = 200, σ = 0.1, lr = 0.01, z-score, SGD"),
+    "k50": ({"perturbations": 50}, "k = 50"),
+    "k16": ({"perturbations": 16}, "k = 16"),
+    "k16-top4": ({"perturbations": 16, "top_directions": 4}, "k = 16, the best 4 of 8 pairs (ARS V2-t)"),
+    "k50-top10": ({"perturbations": 50, "top_directions": 10}, "k = 50, the best 10 of 25 pairs (ARS V2-t)"),
+    "k50-adam": ({"perturbations": 50, "optimizer": "adam"}, "k = 50, Adam (lr 0.01)"),
+    "k50-cosine": (
+        {"perturbations": 50, "learning_rate": 0.02, "lr_schedule": "cosine"},
+        "k = 50, cosine decay from lr 0.02 to 0 over the budget (mean lr 0.01)",
+    ),
+}
+#: The fractions of the budget the table reports the return at.
+FRACTIONS = (0.25, 0.5, 1.0)
+
+
+def run_dir(out, env_id, name, seed):
+    return os.path.join(out, "runs", f"{env_id.replace('/', '_')}-{name}-s{seed}")
+
+
+def make_config(env_id, name, seed, budget, episode_length):
+    """The `ESConfig` of configuration `name` on `env_id` with `seed`, stopped by `budget` steps.
+
+    `iterations` is only a bound (every episode takes at least one step); a schedule
+    decays over the iterations the budget allows when every episode is full length,
+    as on Swimmer and HalfCheetah.
+    """
+    from keras_odetoode import es
+    from keras_odetoode.es import runs
+
+    options = dict(CONFIGS[name][0])
+    members = options.get("perturbations", es.PRESETS["paper"]["perturbations"]) + 1  # and the centre
+    if options.get("lr_schedule", "constant") != "constant":
+        options["lr_decay_iterations"] = math.ceil(budget / (members * episode_length))
+    return runs.make_config(
+        env_id,
+        es.env_info(env_id),
+        policy="odetoode",
+        flow="isospectral",
+        iterations=math.ceil(budget / members),
+        max_env_steps=budget,
+        seed=seed,
+        episode_length=episode_length,
+        **options,
+    )
+
+
+def finished(logdir, budget):
+    """Whether the run in `logdir` has taken `budget` environment steps."""
+    from keras_odetoode.es import checkpoint
+
+    latest = checkpoint.load_latest(os.path.join(logdir, "checkpoints")) if os.path.isdir(logdir) else None
+    return latest is not None and bool(latest.history) and latest.history[-1]["total_env_steps"] >= budget
+
+
+def run_one(env_id, name, seed, args):
+    """Train (or resume, or skip if it has taken the budget) one run; returns its directory."""
+    from keras_odetoode import es
+
+    logdir = run_dir(args.out, env_id, name, seed)
+    if finished(logdir, args.budget):
+        return logdir
+    config = make_config(env_id, name, seed, args.budget, args.episode_length)
+    info = es.env_info(env_id)
+    policy_fn = functools.partial(es.build_policy, config.policy, info.obs_dim, info.act_dim, **config.policy_kwargs)
+    started = es.checkpoint.list_checkpoints(os.path.join(logdir, "checkpoints"))
+    backend = es.make_backend("local", es.env_factory(env_id, config.episode_length), policy_fn, workers=args.workers)
+    try:
+        es.train(config, policy_fn, backend, logdir=logdir, resume="latest" if started else None, progress=False)
+    except ValueError as error:
+        raise SystemExit(f"{logdir}: {error}. Choose another --out for other settings.") from None
+    finally:
+        backend.close()
+    return logdir
+
+
+def read_progress(logdir):
+    """progress.csv of a run as {column: float array}."""
+    with open(os.path.join(logdir, "progress.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{logdir}/progress.csv has no iterations yet")
+    return {key: np.array([float(row[key]) for row in rows]) for key in rows[0]}
+
+
+def value_at(x, where, values):
+    """values[i] of the first i with where[i] ≥ x (where ascending); NaN if none is."""
+    index = np.searchsorted(where, x, side="left")
+    return np.where(index < len(where), values[np.minimum(index, len(where) - 1)], np.nan)
+
+
+def up_to_budget(progress, budget):
+    """The rows of `progress` up to the first at which the run had taken `budget` steps."""
+    last = int(np.searchsorted(progress["total_env_steps"], budget, side="left"))
+    return {key: column[: last + 1] for key, column in progress.items()}
+
+
+def summarize(progresses, budget):
+    """Per-seed numbers of one (task, configuration) and their mean ± std (ddof 0) over seeds."""
+    runs = [up_to_budget(p, budget) for p in progresses]
+    per_seed = {
+        f"return_at_{fraction:g}": np.array(
+            [value_at(fraction * budget, r["total_env_steps"], r["reward_centre"]) for r in runs]
+        )
+        for fraction in FRACTIONS
+    }
+    per_seed["iterations"] = np.array([len(r["iteration"]) for r in runs], float)
+    per_seed["env_steps"] = np.array([r["total_env_steps"][-1] for r in runs])
+    per_seed["seconds"] = np.array([r["total_seconds"][-1] for r in runs])
+    summary = {"seeds": len(runs), "reached_budget": int(sum(r["total_env_steps"][-1] >= budget for r in runs))}
+    for key, values in per_seed.items():
+        summary[f"{key}_mean"], summary[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
+    return summary
+
+
+def write_table(results, budget, out):
+    """table.csv and table.md from {(task, configuration): [progress per seed]}; returns the markdown."""
+    rows = [{"task": env_id, "config": name, **summarize(p, budget)} for (env_id, name), p in results.items()]
+    with open(os.path.join(out, "table.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    fractions = " | ".join(f"return at {f:g} × budget" for f in FRACTIONS)
+    lines = [
+        f"Budget {budget:,} environment steps per run; mean ± std over seeds (ddof = 0).",
+        "",
+        f"| task | configuration | {fractions} | iterations | env steps | wall time (s) | seeds at budget |",
+        "|---|---|" + "---|" * len(FRACTIONS) + "---|---|---|---|",
+    ]
+    for r in rows:
+        returns = " | ".join(f"{r[f'return_at_{f:g}_mean']:.1f} ± {r[f'return_at_{f:g}_std']:.1f}" for f in FRACTIONS)
+        lines.append(
+            f"| {r['task']} | {r['config']} | {returns} | {r['iterations_mean']:.0f} | "
+            f"{r['env_steps_mean']:,.0f} | {r['seconds_mean']:.0f} ± {r['seconds_std']:.0f} | "
+            f"{r['reached_budget']}/{r['seeds']} |"
+        )
+    markdown = "\n".join(lines) + "\n"
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write(markdown)
+    return markdown
+
+
+def plot(results, budget, path):
+    """Centre return against environment steps (top row) and wall time (bottom row), one column per task."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    envs = list(dict.fromkeys(env for env, _ in results))
+    fig = Figure(figsize=(5.5 * len(envs), 8))
+    FigureCanvasAgg(fig)
+    axes = np.array(fig.subplots(2, len(envs), squeeze=False))
+    for column, env_id in enumerate(envs):
+        for (env, name), progresses in results.items():
+            if env != env_id:
+                continue
+            runs = [up_to_budget(p, budget) for p in progresses]
+            for ax, key, end in (
+                (axes[0, column], "total_env_steps", budget),
+                (axes[1, column], "total_seconds", min(r["total_seconds"][-1] for r in runs)),
+            ):
+                x = np.linspace(0.0, end, 200)
+                curves = np.array([value_at(x, r[key], r["reward_centre"]) for r in runs])
+                mean, std = curves.mean(0), curves.std(0)
+                ax.plot(x, mean, label=name, lw=2 if name == "paper" else 1)
+                ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+        seeds = len(next(p for (env, _), p in results.items() if env == env_id))
+        for row, xlabel in enumerate(("environment steps", "wall time (s, rollouts and updates)")):
+            ax = axes[row, column]
+            ax.set_title(env_id)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"centre-policy return (mean ± std, {seeds} seeds)")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def versions():
+    import importlib.metadata
+
+    found = {}
+    for package in ("tensorflow", "keras", "gymnasium", "mujoco"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=["Swimmer-v5", "HalfCheetah-v5"])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--budget", type=int, default=5_000_000, help="environment steps per run")
+    parser.add_argument("--episode-length", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=0, help="0: in-process; N: N worker processes")
+    parser.add_argument("--out", default="benchmarks/results/es_budget")
+    args = parser.parse_args(argv)
+    if args.budget < 1:
+        parser.error(f"--budget must be ≥ 1. Received: {args.budget}")
+
+    start = time.time()
+    results = {}
+    for env_id in args.envs:
+        for name in args.configs:
+            progresses = []
+            for seed in args.seeds:
+                t = time.time()
+                logdir = run_one(env_id, name, seed, args)
+                progresses.append(read_progress(logdir))
+                reached = up_to_budget(progresses[-1], args.budget)
+                print(
+                    f"{env_id} {name} seed {seed}: return {reached['reward_centre'][-1]:.1f} after "
+                    f"{reached['total_env_steps'][-1]:,.0f} steps, {len(reached['iteration'])} iterations "
+                    f"({time.time() - t:.0f} s)",
+                    flush=True,
+                )
+            results[(env_id, name)] = progresses
+    os.makedirs(args.out, exist_ok=True)
+    markdown = write_table(results, args.budget, args.out)
+    plot(results, args.budget, os.path.join(args.out, "es_budget.png"))
+    with open(os.path.join(args.out, "command.json"), "w") as f:
+        record = {
+            "command": "python " + " ".join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)]),
+            "seconds": round(time.time() - start, 1),
+            "configs": {name: CONFIGS[name][1] for name in args.configs},
+            "versions": versions(),
+        }
+        json.dump(record, f, indent=2)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""benchmarks/es_budget.py: the budget rule, its table and plot on synthetic runs, and a tiny sweep."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from keras_odetoode.es import checkpoint, trainer
+
+BUDGET = 1000
+
+
+def write_progress(logdir, steps_per_iteration, returns, seconds):
+    os.makedirs(logdir)
+    with open(os.path.join(logdir, "progress.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, trainer.CSV_FIELDS, restval=0.0)
+        writer.writeheader()
+        for i, (reward, s) in enumerate(zip(returns, seconds), 1):
+            writer.writerow(
+                {
+                    "iteration": i,
+                    "reward_centre": reward,
+                    "env_steps": steps_per_iteration,
+                    "total_env_steps": i * steps_per_iteration,
+                    "seconds": s,
+                    "total_seconds": sum(seconds[:i]),
+                }
+            )
+
+
+@pytest.fixture
+def synthetic(tmp_path, load_benchmark):
+    """Two configurations × 3 seeds: 300 steps an iteration (the budget at the 4th, 1200 ≥ 1000, of 5
+    iterations) and 120 (the 9th, 1080, of 10)."""
+    es_budget = load_benchmark("es_budget")
+    results = {}
+    for name, steps, length in (("big", 300, 5), ("small", 120, 10)):
+        progresses = []
+        for seed in range(3):
+            logdir = str(tmp_path / f"{name}-s{seed}")
+            returns = [10.0 * seed + i * (2 if name == "small" else 1) for i in range(length)]
+            write_progress(logdir, steps, returns, [1.0 + seed] * length)
+            progresses.append(es_budget.read_progress(logdir))
+        results[("Swimmer-v5", name)] = progresses
+    return es_budget, results
+
+
+def test_the_return_at_a_budget_is_that_of_the_first_iteration_reaching_it(synthetic):
+    es_budget, results = synthetic
+    summary = es_budget.summarize(results[("Swimmer-v5", "big")], BUDGET)
+    # The 4th iteration (index 3) first reaches 1000 steps: returns 3, 13, 23 over the seeds.
+    assert summary["return_at_1_mean"] == 13.0
+    assert summary["return_at_1_std"] == pytest.approx(np.std([3.0, 13.0, 23.0]))  # ddof 0: 8.165
+    assert summary["return_at_1_std"] == pytest.approx(8.16496580927726)
+    # 250 steps: the 1st iteration (300 ≥ 250); 500 steps: the 2nd (600).
+    assert (summary["return_at_0.25_mean"], summary["return_at_0.5_mean"]) == (10.0, 11.0)
+    assert (summary["iterations_mean"], summary["env_steps_mean"]) == (4.0, 1200.0)
+    assert summary["seconds_mean"] == pytest.approx(np.mean([4.0, 8.0, 12.0]))  # 4 iterations of 1 + seed s
+    assert (summary["seeds"], summary["reached_budget"]) == (3, 3)
+    small = es_budget.summarize(results[("Swimmer-v5", "small")], BUDGET)
+    assert small["return_at_1_mean"] == 10.0 + 2 * 8  # the 9th iteration, 1080 steps
+    assert es_budget.summarize(results[("Swimmer-v5", "small")], 5000)["reached_budget"] == 0
+
+
+def test_table_and_plot(synthetic, tmp_path):
+    es_budget, results = synthetic
+    markdown = es_budget.write_table(results, BUDGET, str(tmp_path))
+    assert "mean ± std over seeds (ddof = 0)" in markdown
+    assert "| Swimmer-v5 | big | 10.0 ± 8.2 | 11.0 ± 8.2 | 13.0 ± 8.2 | 4 | 1,200 | 8 ± 3 | 3/3 |" in markdown
+    with open(tmp_path / "table.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["config"] for row in rows] == ["big", "small"] and float(rows[1]["return_at_1_mean"]) == 26.0
+    es_budget.plot(results, BUDGET, str(tmp_path / "es_budget.png"))
+    assert (tmp_path / "es_budget.png").stat().st_size > 10_000
+
+
+def test_every_configuration_is_a_valid_es_config(load_benchmark):
+    es_budget = load_benchmark("es_budget")
+    for name in es_budget.CONFIGS:
+        config = es_budget.make_config("Swimmer-v5", name, seed=1, budget=5_000_000, episode_length=1000)
+        assert config.max_env_steps == 5_000_000 and config.policy_kwargs["flow"] == "isospectral"
+    paper = es_budget.make_config("Swimmer-v5", "paper", 0, 5_000_000, 1000)
+    assert (paper.perturbations, paper.sigma, paper.learning_rate, paper.top_directions) == (200, 0.1, 0.01, None)
+    cosine = es_budget.make_config("Swimmer-v5", "k50-cosine", 0, 5_000_000, 1000)
+    assert cosine.lr_decay_iterations == 99  # ⌈5e6 / (51 · 1000)⌉ iterations of full-length episodes
+
+
+def test_a_tiny_sweep_runs_skips_finished_runs_and_continues_with_a_larger_budget(tmp_path, load_benchmark):
+    es_budget = load_benchmark("es_budget")
+    out = str(tmp_path / "sweep")
+    argv = ["--envs", "Swimmer-v5", "--seeds", "0", "--episode-length", "5", "--out", out]
+    es_budget.main(argv + ["--configs", "k16", "--budget", "100"])
+    assert {"table.md", "table.csv", "es_budget.png", "command.json"} <= set(os.listdir(out))
+    k16 = es_budget.run_dir(out, "Swimmer-v5", "k16", 0)
+    assert [int(s) for s in es_budget.read_progress(k16)["total_env_steps"]] == [85, 170]  # 17 members × 5 steps
+    checkpoints = os.path.join(k16, "checkpoints")
+    written = {p: os.path.getmtime(p) for p in checkpoint.list_checkpoints(checkpoints)}
+    es_budget.main(argv + ["--configs", "k16", "--budget", "100"])  # finished: not run again
+    assert {p: os.path.getmtime(p) for p in checkpoint.list_checkpoints(checkpoints)} == written
+    es_budget.main(argv + ["--configs", "k16", "--budget", "200"])  # resumed for one more iteration
+    assert [int(s) for s in es_budget.read_progress(k16)["total_env_steps"]] == [85, 170, 255]
