@@ -15,7 +15,10 @@ model it also prints
 The plain-TF flows are the simplest competing implementation: the isospectral and the
 time-gated flow written out in a few lines (degree-8 Taylor exponential in 3 products, no
 check, no polar correction), exact only while every step is small. The package's flows must
-come close to them while staying exact for any step.
+come close to them while staying exact for any step. The ablation rows profile the
+difference: the package's default flows built and traced with a part of that exactness
+removed (the once-per-trajectory check; the per-step bound θ and its stand-in; the time
+gates' exact batched exponential), at batch 128.
 
     python benchmarks/layer_speed.py [--rounds 7] [--batches 32 128 512 2048]
     python benchmarks/layer_speed.py --intra-op 1 --inter-op 2 --batches 128   # threading
@@ -25,6 +28,7 @@ never changes them).
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import time
@@ -35,7 +39,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_odetoode import layers, manifolds  # noqa: E402
+from keras_odetoode import flows, layers, manifolds  # noqa: E402
 
 WIDTH, STEP = 128, 0.01
 STEPS = round(1 / STEP)
@@ -109,12 +113,56 @@ MODELS = {
     "plain TF isospectral (no check)": PlainIsospectral,
     "plain TF gated (no check)": PlainGated,
 }
-#: slow to trace (`tf.linalg.expm` unrolled N times): measured at batch 128 only, without XLA
+#: TensorFlow's Padé exponential, the reference: slow, so measured at batch 128 only, without XLA
 REFERENCE = {
     "ODEtoODE isospectral, tf.linalg.expm": lambda: layers.ODEtoODE(
         step_size=STEP, retraction="tf.linalg.expm", seed=0
     ),
 }
+
+
+def _isospectral():
+    return layers.ODEtoODE(step_size=STEP, seed=0)
+
+
+def _no_check(fast, exceeded, exact):
+    return fast
+
+
+def _bare_taylor_expm(a):
+    return _taylor8(a), tf.zeros(a.shape[:-2], a.dtype)
+
+
+#: where the package's time goes beyond the plain flows: the default flows with a part of
+#: their exactness removed while they are built and traced (batch 128, without XLA)
+ABLATIONS = {
+    "ODEtoODE isospectral, no check (fast path alone)": _isospectral,
+    "ODEtoODE isospectral, no check, bare polynomial (no θ)": _isospectral,
+    "ODEtoODE gated, time gates, bare polynomial": lambda: layers.ODEtoODE(flow="gated", step_size=STEP, seed=0),
+}
+PATCHES = {
+    "ODEtoODE isospectral, no check (fast path alone)": {(flows, "_exact_where_needed"): _no_check},
+    "ODEtoODE isospectral, no check, bare polynomial (no θ)": {
+        (flows, "_exact_where_needed"): _no_check,
+        (manifolds, "taylor_expm"): _bare_taylor_expm,
+    },
+    "ODEtoODE gated, time gates, bare polynomial": {(manifolds, "exponential_map"): lambda retraction: _taylor8},
+}
+#: measured at batch 128 only, without XLA
+SINGLE_BATCH = {**REFERENCE, **ABLATIONS}
+
+
+@contextlib.contextmanager
+def patched(replacements):
+    """Module attributes replaced for the duration of the block."""
+    saved = {key: getattr(*key) for key in replacements}
+    try:
+        for (module, name), value in replacements.items():
+            setattr(module, name, value)
+        yield
+    finally:
+        for (module, name), value in saved.items():
+            setattr(module, name, value)
 
 
 def make_step(layer, batch, jit_compile):
@@ -194,10 +242,11 @@ def measure(models, batches, rounds, xla_batches):
     for batch in batches:
         steps = {}
         for name, make in models.items():
-            if name in REFERENCE and batch != 128:
+            if name in SINGLE_BATCH and batch != 128:
                 continue
-            for jit in (False, True) if batch in xla_batches and name not in REFERENCE else (False,):
-                steps[name, jit], first[name, batch, jit], count = make_step(make(), batch, jit)
+            for jit in (False, True) if batch in xla_batches and name not in SINGLE_BATCH else (False,):
+                with patched(PATCHES.get(name, {})):
+                    steps[name, jit], first[name, batch, jit], count = make_step(make(), batch, jit)
                 if count is not None:
                     products[name, batch] = count
         times = {key: [] for key in steps}
@@ -218,6 +267,7 @@ def main():
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 128, 512, 2048])
     parser.add_argument("--xla-batches", type=int, nargs="*", default=[128], help="batches with an XLA column")
     parser.add_argument("--no-reference", action="store_true", help="skip the tf.linalg.expm flow")
+    parser.add_argument("--no-ablations", action="store_true", help="skip the rows that profile the package's gap")
     parser.add_argument("--intra-op", type=int, help="TensorFlow intra-op threads, for this run")
     parser.add_argument("--inter-op", type=int, help="TensorFlow inter-op threads, for this run")
     args = parser.parse_args()
@@ -233,7 +283,7 @@ def main():
         f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, threads intra/inter = {threads} (0: TF's default), "
         f"width {WIDTH}, N = {STEPS}, h = {STEP}, float32"
     )
-    models = dict(MODELS) if args.no_reference else {**MODELS, **REFERENCE}
+    models = {**MODELS, **({} if args.no_reference else REFERENCE), **({} if args.no_ablations else ABLATIONS)}
     product = time_of_one_product(max(args.rounds, 5))
     medians, first, products = measure(models, args.batches, args.rounds, args.xla_batches)
     product = statistics.median([product, time_of_one_product(max(args.rounds, 5))])  # before and after
@@ -284,7 +334,7 @@ def main():
             ratio = medians[name, 128, False] / (products[name, 128] * product)
             print(f"  {name}, batch 128: {ratio:.2f}× its floor ≤ {bound}: {_verdict(ratio, bound)}")
         for name in models:
-            if name.startswith("ODEtoODE") and name not in REFERENCE:
+            if name.startswith("ODEtoODE") and name not in SINGLE_BATCH:
                 seconds = first[name, 128, False]
                 print(
                     f"  first step, {name}: {seconds:.1f} s ≤ {FIRST_STEP_GOAL}: {_verdict(seconds, FIRST_STEP_GOAL)}"
