@@ -47,7 +47,7 @@ def run_one(env_id, policy, seed, args):
     config = es.ESConfig(
         env_id=env_id,
         policy=policy,
-        policy_kwargs={"match_params": policy != "odetoode", "seed": seed},
+        policy_kwargs={"hidden": args.hidden, "match_params": policy != "odetoode", "seed": seed},
         iterations=args.iterations,
         perturbations=args.perturbations,
         sigma=args.sigma,
@@ -143,6 +143,9 @@ def main():
     parser.add_argument("--envs", nargs="+", default=["Swimmer-v5", "HalfCheetah-v5"])
     parser.add_argument("--policies", nargs="+", default=list(POLICY_LABELS), choices=list(POLICY_LABELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--hidden", type=int, default=16, help="ODEtoODE's width (64 for Humanoid); baselines matched to its size"
+    )
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--perturbations", type=int, default=50)
     parser.add_argument("--sigma", type=float, default=0.1)
