@@ -211,9 +211,11 @@ def test_an_es_run_prints_no_tensorflow_lines_unless_asked(tmp_path):
     )
     assert quiet.returncode == 0, quiet.stderr
     lines = quiet.stderr.splitlines()
-    assert len(lines) == 2, quiet.stderr  # the banner and the result
+    assert len(lines) == 3, quiet.stderr  # the banner, the result, and the learning and how to go on
     assert lines[0].startswith("ES on Swimmer-v5: policy odetoode (944 parameters)")
     assert lines[1].startswith("Best centre reward") and lines[1].endswith(f"policy exported to {tmp_path}/a/policy")
+    assert lines[2].startswith("Centre reward ") and " at iteration 1, " in lines[2]
+    assert lines[2].endswith(f"--logdir {tmp_path}/a --no-progress --resume --iterations 2"), lines[2]
     verbose = subprocess.run(
         [
             sys.executable,

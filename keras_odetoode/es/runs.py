@@ -151,7 +151,42 @@ def run(
         f"Best centre reward {result.best['reward']:.3f} at iteration {result.best['iteration']} of "
         f"{result.state.iteration} (progress.csv); policy exported to {export_dir}"
     )
+    log(learning_summary(result.history, logdir, result.commands[0] if result.commands else None))
     return 0
+
+
+#: iterations averaged for the end of a learning curve in `learning_summary`
+SUMMARY_ITERATIONS = 5
+
+
+def learning_summary(history, logdir, command=None):
+    """One line: the centre reward at the first iteration and over the last few, and how to go on.
+
+    The centre policy's return is one episode per iteration, so the end of the curve is
+    the mean of its last `SUMMARY_ITERATIONS` iterations.
+    """
+    rewards = [row["reward_centre"] for row in history]
+    last = rewards[-SUMMARY_ITERATIONS:]
+    line = (
+        f"Centre reward {rewards[0]:.1f} at iteration 1, {sum(last) / len(last):.1f} over the last "
+        f"{len(last)} iteration{'s' if len(last) > 1 else ''} ({os.path.join(logdir, 'learning_curve.png')})"
+    )
+    if command is None:
+        return line + "."
+    return line + f"; to continue: {continue_command(command, 2 * len(history))}"
+
+
+def continue_command(command, iterations):
+    """`command` (a shell string, as recorded) with `--resume` and `--iterations iterations`."""
+    words = shlex.split(command)
+    kept = []
+    while words:
+        word = words.pop(0)
+        if word == "--iterations" or (word == "--resume" and words and not words[0].startswith("-")):
+            words = words[1:]  # and its value
+        elif not (word.startswith(("--iterations=", "--resume=")) or word == "--resume"):
+            kept.append(word)
+    return shlex.join([*kept, "--resume", "--iterations", str(iterations)])
 
 
 def export_best(result, policy_fn, info, logdir):
