@@ -109,7 +109,7 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
         return {name: tf.cast(value, self.variable_dtype) for name, value in params.items()}
 
     def generator(self, params, t, w):
-        """B(t, W) ∈ Skew(d) for W of shape (..., d, d), with `params` from `prepare`."""
+        """B(t, W) ∈ Skew(d) for W of shape (..., d, d), with `params` from `prepare`; t a scalar tensor of W's dtype."""
         raise NotImplementedError
 
     def trajectory(self, num_steps, step_size, params=None):
@@ -152,7 +152,7 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
             since = len(exp.thetas) if checked else 0
             ws = []
             for j in range(count):
-                t = tf.cast(first + j, tf.float64) * step_size  # as i·h in Python: exact for the time gates
+                t = tf.cast(first + j, w.dtype) * step_size  # a scalar of W's dtype, as in `_looped`
                 w = self._integrator.step(field, t, w, step_size, exp)
                 ws.append(w)
             if count == interval:
