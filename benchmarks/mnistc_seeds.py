@@ -10,11 +10,18 @@ another family.
 `--add DIR ...` sets the models of other grids beside these, one group of
 directories per `--add`, with the same seeds and every setting the same but
 those that make the group (e.g. `--gate-inputs state`); their columns are
-labelled with those settings. Every column of `--model`'s family is then
-summarised against the other families.
+labelled with those settings; a group with the same settings but other models
+(e.g. the "-10" models beside the "-1") adds unlabelled columns. Every column of
+`--model`'s family is then summarised against the other families, and every column's
+count of rows with the best mean is printed.
+
+`--paper table1` (or `table2`) sets the paper's value beside each cell where the paper
+has one (`result_tables.PAPER_TABLES`), and counts the paper's best rows among the
+same columns, on the rows it reports.
 
     python benchmarks/mnistc_seeds.py out/seed0 out/seed1 out/seed2 > table.md
     python benchmarks/mnistc_seeds.py out/seed{0,1,2} --add state/seed{0,1,2} > table.md
+    python benchmarks/mnistc_seeds.py one/seed{0,1,2} --add ten/seed{0,1,2} --paper table1 > table.md
 """
 
 import argparse
@@ -25,7 +32,7 @@ import numpy as np
 
 from keras_odetoode.mnistc_grid import upgrade_results
 from keras_odetoode.models import display_name, model_name, parse_model_name
-from keras_odetoode.result_tables import cell_key
+from keras_odetoode.result_tables import PAPER_TABLES, cell_key
 
 # Where the records differ without the models differing: where the data sat, and the seed.
 NOT_SETTINGS = ("data_dir", "seed")
@@ -71,8 +78,9 @@ def aggregate(directories):
     return accuracy, corruptions, models, seeds
 
 
-def add_group(accuracy, corruptions, seeds, base, directories):
-    """Columns of the grids in `directories` beside `accuracy`, labelled by the settings that differ from `base`."""
+def add_group(accuracy, corruptions, seeds, base, directories, columns):
+    """Columns of the grids in `directories` beside `accuracy` (whose columns are `columns`), labelled by the
+    settings that differ from `base`."""
     extra, extra_corruptions, models, extra_seeds = aggregate(directories)
     if sorted(extra_seeds) != sorted(seeds):
         raise ValueError(f"{directories[0]}: other seeds. Received: {extra_seeds}, expected: {seeds}")
@@ -81,17 +89,43 @@ def add_group(accuracy, corruptions, seeds, base, directories):
         raise ValueError(f"{directories[0]} has no results for {', '.join(missing)}")
     mine = settings(load(directories[0])[0])
     differing = {k: v for k, v in mine.items() if base.get(k) != v}
-    if not differing:
-        raise ValueError(f"{directories[0]} was trained with the same settings as the main runs: nothing to add")
     label = ", ".join(f"{k}={v}" for k, v in sorted(differing.items()))
+    present = [m for m in models if (m, label) in columns or (not label and m in columns)]
+    if present:
+        raise ValueError(
+            f"{directories[0]} was trained with the same settings as the main runs and holds "
+            f"{', '.join(present)} again: nothing to add"
+        )
     order = [extra_seeds.index(s) for s in seeds]  # the main runs' seed order
-    columns = []
+    added = []
     for m in models:
-        column = (m, label)
+        column = (m, label) if label else m
         for c in corruptions:
             accuracy[c][column] = extra[c][m][order]
-        columns.append(column)
-    return columns
+        added.append(column)
+    return added
+
+
+def paper_best_rows(paper, corruptions, columns, accuracy):
+    """The sentence comparing best-row counts with the paper's, on the rows and models both have."""
+    rows = [c for c in corruptions if c in paper]
+    models = list(dict.fromkeys(_model(col) for col in columns if _model(col) in paper[rows[0]])) if rows else []
+    if not models:
+        return "The paper reports none of these rows and models."
+    ours, theirs = dict.fromkeys(models, 0), dict.fromkeys(models, 0)
+    for c in rows:
+        mine = {m: max(round(float(accuracy[c][col].mean()), 2) for col in columns if _model(col) == m) for m in models}
+        for counts, values in ((ours, mine), (theirs, {m: paper[c][m] for m in models})):
+            for m in models:
+                counts[m] += values[m] == max(values.values())
+    return (
+        f"On the paper's {len(rows)} rows, among {', '.join(display_name(m) for m in models)} "
+        "(a model with two columns by its better one), best means here: "
+        + ", ".join(f"{display_name(m)} {n}" for m, n in ours.items())
+        + "; in the paper: "
+        + ", ".join(f"{display_name(m)} {n}" for m, n in theirs.items())
+        + "."
+    )
 
 
 def _title(column):
@@ -108,6 +142,9 @@ def main():
     parser.add_argument("directories", nargs="+", type=pathlib.Path)
     parser.add_argument("--model", default="odetoode-1", help="The model whose standing is summarised.")
     parser.add_argument(
+        "--paper", choices=sorted(PAPER_TABLES), help="Set this table of the paper's beside each cell it has."
+    )
+    parser.add_argument(
         "--add",
         nargs="+",
         type=pathlib.Path,
@@ -121,24 +158,34 @@ def main():
     base = settings(load(args.directories[0])[0])
     columns = list(models)
     for group in args.add:
-        columns += add_group(accuracy, corruptions, seeds, base, group)
+        columns += add_group(accuracy, corruptions, seeds, base, group, columns)
     model = model_name(*parse_model_name(args.model))  # any spelling `mnistc` accepts: ODEtoODE-1, odetoode-1
     if model not in models:
         raise SystemExit(f"--model {args.model!r} is not in these runs. Expected one of: {', '.join(models)}")
     family = parse_model_name(model)[0]
     summarised = [col for col in columns if parse_model_name(_model(col))[0] == family]
+    paper = PAPER_TABLES[args.paper] if args.paper else {}
+
+    def beside(c, col):
+        value = paper.get(c, {}).get(_model(col))
+        return "" if value is None else f" ({value:g})"
+
     print("| Models | " + " | ".join(_title(col) for col in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     wins, gaps = {col: 0 for col in summarised}, {col: [] for col in summarised}
+    best_rows = {col: 0 for col in columns}
     for c in corruptions:
         means = {col: round(float(accuracy[c][col].mean()), 2) for col in columns}  # ties as printed count as ties
         best = max(means.values())
+        for col in columns:
+            best_rows[col] += means[col] == best
         cells = [
             (
                 f"**{means[col]:.2f} ± {accuracy[c][col].std(ddof=1):.2f}**"
                 if means[col] == best
                 else f"{means[col]:.2f} ± {accuracy[c][col].std(ddof=1):.2f}"
             )
+            + beside(c, col)
             for col in columns
         ]
         print(f"| {c.replace('_', ' ').title()} | " + " | ".join(cells) + " |")
@@ -146,7 +193,17 @@ def main():
         for col in summarised if others else []:
             wins[col] += means[col] >= max(others)
             gaps[col].append(means[col] - max(others))
-    print(f"\nTest accuracy (%), mean ± standard deviation over seeds {seeds}. Best mean of each row in bold.")
+    print(
+        f"\nTest accuracy (%), mean ± standard deviation over seeds {seeds}. Best mean of each row in bold"
+        + (f"; in brackets the paper's {args.paper.replace('table', 'Table ')} value." if paper else ".")
+    )
+    print(
+        f"\nRows with the best mean (ties count for each), of {len(corruptions)}: "
+        + ", ".join(f"{_title(col)} {n}" for col, n in best_rows.items())
+        + "."
+    )
+    if paper:
+        print(paper_best_rows(paper, corruptions, columns, accuracy))
     if len(columns) > len(summarised):
         print()
         alone = len(summarised) == 1

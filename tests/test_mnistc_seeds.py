@@ -88,6 +88,39 @@ def test_add_sets_grids_of_other_settings_beside_and_summarises_the_family(tmp_p
         seeds.main()
 
 
+def test_other_models_of_the_same_settings_and_the_papers_values_beside(tmp_path, capsys, monkeypatch,
+                                                                        load_benchmark):  # fmt: skip
+    """--add with the same settings adds the models unlabelled; --paper sets the paper's value beside each cell."""
+    seeds = load_benchmark("mnistc_seeds")
+    a = _grid(tmp_path / "a", 0, {"identity/dense-1": 0.9, "identity/odetoode-1": 0.8,
+                                   "stripe/dense-1": 0.2, "stripe/odetoode-1": 0.4})  # fmt: skip
+    b = _grid(tmp_path / "b", 1, {"identity/dense-1": 0.7, "identity/odetoode-1": 0.8,
+                                   "stripe/dense-1": 0.1, "stripe/odetoode-1": 0.3})  # fmt: skip
+    ten = []
+    for name, seed, identity, stripe in (("t0", 0, 0.95, 0.05), ("t1", 1, 0.85, 0.15)):
+        grid = _grid(tmp_path / name, seed, {"identity/dense-10": identity, "stripe/dense-10": stripe})
+        record = json.loads((grid / "results.json").read_text())
+        record["last_invocation"]["models"] = ["dense-10"]
+        (grid / "results.json").write_text(json.dumps(record))
+        ten.append(str(grid))
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(a), str(b), "--add", *ten, "--paper", "table1"])
+    seeds.main()
+    out = capsys.readouterr().out
+    assert "| Models | ODEtoODE-1 | Dense-1 | Dense-10 |" in out
+    # The paper's Table 1: Stripe 44.51, 30.55, 20.57; Identity 97.94, 97.55, 95.73.
+    assert "| Stripe | **35.00 ± 7.07** (44.51) | 15.00 ± 7.07 (30.55) | 10.00 ± 7.07 (20.57) |" in out
+    assert "| Identity | 80.00 ± 0.00 (97.94) | 80.00 ± 14.14 (97.55) | **90.00 ± 7.07** (95.73) |" in out
+    assert "Rows with the best mean (ties count for each), of 2: ODEtoODE-1 1, Dense-1 0, Dense-10 1." in out
+    assert (
+        "best means here: ODEtoODE-1 1, Dense-1 0, Dense-10 1; in the paper: ODEtoODE-1 2, Dense-1 0, Dense-10 0."
+        in out
+    )
+    # The same models again under the same settings are refused.
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(a), str(b), "--add", *ten, "--add", *ten])
+    with pytest.raises(ValueError, match="holds dense-10 again: nothing to add"):
+        seeds.main()
+
+
 def test_hypernet_hidden_report_reproduces_the_committed_comparison(tmp_path, capsys, load_benchmark):
     """`benchmarks/mnistc_hypernet_hidden.py --report` on the committed runs prints the committed table."""
     import pathlib
