@@ -13,6 +13,13 @@ folded, `metadata.json` inside), `card.json` (the measured score, machine-readab
     # add the probe (observations and the actions served on them) to an existing policy's card
     python saved_models/make_zoo.py probe NAME
 
+`--zoo DIR` writes the entry under DIR instead of `saved_models/`. A policy's card also
+gives how long its run trained (iterations, environment steps, wall time, from the run's
+progress.csv), what its learning curve was doing when the run stopped (the gain over its
+last fifth, `es.runs.plateau_gain`), the command that continues it, and, with `--goal`
+and `--reference`, the score it aimed at and published scores on the same task.
+`saved_models/train_zoo.py` trains the zoo's policies and calls this.
+
 A policy's card records, besides its score, a probe: observations of its task and the
 actions the export serves on them. Episode returns are chaotic in MuJoCo: float rounding
 that differs between CPUs (e.g. with and without AVX2) grows over 1000 steps into other
@@ -81,14 +88,26 @@ def write_card(entry, card):
         f"| size on disk | {card['size_bytes'] / 1e6:.2f} MB |",
         f"| trained | {card['date']} |",
         f"| data | {card['data']} |",
-        "",
-        "## How it was trained",
-        "",
-        "```bash",
-        card["train_command"],
-        "```",
-        "",
     ]
+    if "training" in card:
+        lines += training_text(card["training"])
+    if "goal" in card:
+        goal = card["goal"]
+        lines.append(
+            f"| goal | {goal['return']:g} ({goal['source']}): **{'reached' if goal['reached'] else 'not reached'}** |"
+        )
+    if card.get("references"):
+        lines.append(f"| published on this task | {'; '.join(card['references'])} |")
+    lines += ["", "## How it was trained", "", "```bash", card["train_command"], "```", ""]
+    if card.get("training", {}).get("continue_command"):
+        lines += [
+            "To train it further (`--resume` continues the run bit-identically from its last checkpoint):",
+            "",
+            "```bash",
+            card["training"]["continue_command"],
+            "```",
+            "",
+        ]
     if os.path.isfile(os.path.join(entry, "learning_curve.png")):
         lines += ["![learning curve: returns per ES iteration](learning_curve.png)", ""]
     lines += [
@@ -153,7 +172,7 @@ def _float32_lists(array):
 
 
 def add_probe(args):
-    entry = os.path.join(HERE, args.name)
+    entry = os.path.join(args.zoo, args.name)
     with open(os.path.join(entry, "card.json")) as f:
         card = json.load(f)
     card["probe"] = policy_probe(entry, card["task"])
@@ -161,11 +180,60 @@ def add_probe(args):
         json.dump(card, f, indent=2)
 
 
+def training_of(run, metadata):
+    """How long the ES run in `run` trained and where its learning curve was when it stopped."""
+    import csv
+
+    from keras_odetoode.es import runs
+
+    with open(os.path.join(run, "progress.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    rewards = [float(row["reward_centre"]) for row in rows]
+    try:
+        gain = runs.plateau_gain(rewards)
+    except ValueError:  # too short a run to tell
+        gain = None
+    commands = metadata.get("commands") or [metadata.get("training_command")]
+    command = commands[0]
+    return {
+        "iterations": len(rows),
+        "env_steps": int(rows[-1]["total_env_steps"]),
+        "wall_seconds": float(rows[-1]["total_seconds"]),
+        "best_iteration": int(metadata["iteration"]),  # counted from 1, as in progress.csv
+        "centre_return_first": rewards[0],
+        "centre_return_last_5": sum(rewards[-5:]) / len(rewards[-5:]),
+        "gain_over_last_fifth": gain,
+        "plateaued": None if gain is None else gain <= runs.PLATEAU_GAIN,
+        "continue_command": command and runs.continue_command(command, 2 * len(rows)),
+    }
+
+
+def training_text(training):
+    """The card's rows on how long the run trained and how its curve ended."""
+    from keras_odetoode.es import runs
+
+    gain = training["gain_over_last_fifth"]
+    if gain is None:
+        curve = "too short a run to measure a plateau"
+    else:
+        verdict = (
+            "still rising" if not training["plateaued"] else "falling" if gain < -runs.PLATEAU_GAIN else "plateaued"
+        )
+        curve = f"{gain:+.1%} over the last fifth ({verdict}: the zoo's rule is ≤ {runs.PLATEAU_GAIN:.0%})"
+    return [
+        f"| trained for | {training['iterations']} ES iterations, {training['env_steps'] / 1e6:.1f} M environment "
+        f"steps, {training['wall_seconds'] / 3600:.1f} h of rollouts and updates; best centre policy at iteration "
+        f"{training['best_iteration']} |",
+        f"| learning curve at the end | centre return {training['centre_return_first']:.1f} at iteration 1, "
+        f"{training['centre_return_last_5']:.1f} over the last 5; {curve} |",
+    ]
+
+
 def make_policy(args):
     from keras_odetoode.es import evaluate_policy
     from keras_odetoode.export import load_metadata
 
-    entry = os.path.join(HERE, args.name)
+    entry = os.path.join(args.zoo, args.name)
     subprocess.run(
         [sys.executable, "-m", "keras_odetoode.cli", "export", args.source, entry, "--policy", "best"], check=True
     )
@@ -181,7 +249,7 @@ def make_policy(args):
         "name": args.name,
         "kind": "policy",
         "description": args.description
-        or f"ISO-ODEtoODE policy (Eq. 5: Ω₂ ∘ ODEtoODE ∘ Ω₁, hidden 16, h = 0.04) for {env_id}, trained by Riemannian ES.",
+        or f"ISO-ODEtoODE policy (Eq. 5: Ω₂ ∘ ODEtoODE ∘ Ω₁, hidden {hidden}, h = 0.04) for {env_id}, trained by Riemannian ES.",
         "task": env_id,
         "model": (
             f"observation normalization → StiefelDense Ω₁ ({metadata['obs_dim']}→{hidden}) → ODEtoODE "
@@ -203,6 +271,10 @@ def make_policy(args):
         "score_command": f"keras-odetoode evaluate saved_models/{args.name} --episodes {args.episodes} --seed {args.seed}",
         "io": "observations (batch, obs_dim) float32 → actions (batch, act_dim), clip to the action space",
     }
+    card["training"] = training_of(args.source, metadata)
+    if args.goal is not None:
+        card["goal"] = {"return": args.goal, "reached": bool(returns.mean() >= args.goal), "source": args.goal_source}
+    card["references"] = list(args.reference)
     card["signature"] = signature_of(entry)
     card["probe"] = policy_probe(entry, env_id)
     card["size_bytes"] = folder_size(entry)
@@ -223,7 +295,7 @@ def make_classifier(args):
     import keras_odetoode  # noqa: F401  (registers the layers for loading)
     from keras_odetoode.export import export_saved_model, load_serving, record_result
 
-    entry = os.path.join(HERE, args.name)
+    entry = os.path.join(args.zoo, args.name)
     model = keras.saving.load_model(args.source)
     digits = np.load(args.digits)
     x = digits["images"].reshape(len(digits["images"]), -1).astype("float32") / 255.0
@@ -264,7 +336,7 @@ def make_classifier(args):
     print(json.dumps(card["score"], indent=1))
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="kind", required=True)
     policy = sub.add_parser("policy")
@@ -286,7 +358,12 @@ def main():
     probe = sub.add_parser("probe")
     probe.add_argument("name", help="a policy of the zoo")
     probe.set_defaults(func=add_probe)
-    args = parser.parse_args()
+    for command in (policy, classifier, probe):
+        command.add_argument("--zoo", default=HERE, help="the folder the entry goes in (default: saved_models/)")
+    policy.add_argument("--goal", type=float, help="the return this policy aimed at")
+    policy.add_argument("--goal-source", default="", help="where --goal comes from")
+    policy.add_argument("--reference", action="append", default=[], help="a published score on the same task")
+    args = parser.parse_args(argv)
     args.func(args)
 
 

@@ -26,3 +26,20 @@ def test_the_learning_summary_gives_the_start_the_end_and_the_command_that_conti
 )
 def test_continue_command_replaces_iterations_and_resume(command, expected):
     assert runs.continue_command(command, 8) == expected
+
+
+def test_plateau_gain_compares_the_ends_of_the_last_fifth():
+    # 50 iterations: the last fifth is iterations 41-50; its end (46-50) against the 5 before it (36-40).
+    rising = [0.0] * 35 + [100.0] * 10 + [110.0] * 5
+    assert runs.plateau_gain(rising) == pytest.approx(0.10)
+    assert runs.plateau_gain(rising) > runs.PLATEAU_GAIN  # not plateaued: go on
+    assert runs.plateau_gain([0.0] * 35 + [100.0] * 10 + [104.0] * 5) == pytest.approx(0.04)
+    # A negative return that rises gains relative to its size; one at 0 gains without bound.
+    assert runs.plateau_gain([0.0] * 35 + [-200.0] * 10 + [-100.0] * 5) == pytest.approx(0.5)
+    assert runs.plateau_gain([1.0] * 35 + [0.0] * 10 + [3.0] * 5) == float("inf")
+    assert runs.plateau_gain([0.0] * 50) == 0.0
+    # Iterations 17-21 against 12-16 at 21 iterations (the last fifth holds 5); 20 are too few.
+    assert runs.plateau_gain([1.0] * 16 + [2.0] * 5) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"needs 5 iterations or more there and 5 before it. Received 20 "
+                                         r"iterations \(the last 0.2: 4\)"):  # fmt: skip
+        runs.plateau_gain([1.0] * 20)

@@ -7,6 +7,7 @@ centre policy to `<logdir>/policy` for serving, also when it is interrupted.
 """
 
 import functools
+import math
 import os
 import shlex
 import sys
@@ -174,6 +175,36 @@ def learning_summary(history, logdir, command=None):
     if command is None:
         return line + "."
     return line + f"; to continue: {continue_command(command, 2 * len(history))}"
+
+
+#: the zoo's plateau rule: a run has plateaued when its centre return gained at most this
+#: fraction over the last `PLATEAU_FRACTION` of its iterations (`plateau_gain`)
+PLATEAU_GAIN = 0.05
+PLATEAU_FRACTION = 0.2
+
+
+def plateau_gain(rewards, fraction=PLATEAU_FRACTION, window=SUMMARY_ITERATIONS):
+    """The relative gain of a learning curve over its last `fraction` of iterations.
+
+    Each end is the mean centre reward of `window` iterations (one episode each is
+    noisy): the last `window`, against the `window` that end where the last fraction
+    starts. The gain is their difference over the absolute value of the earlier
+    (±`math.inf` if that is 0, 0.0 if both are). A curve whose last `fraction` holds
+    fewer than `window` iterations, or has fewer than `window` before it, is refused.
+    """
+    rewards = [float(r) for r in rewards]
+    start = len(rewards) - math.ceil(fraction * len(rewards))
+    if start < window or len(rewards) - start < window:
+        raise ValueError(
+            f"A plateau is measured over the last {fraction:g} of a run: it needs {window} iterations or more "
+            f"there and {window} before it. Received {len(rewards)} iterations (the last {fraction:g}: "
+            f"{len(rewards) - start})."
+        )
+    before = sum(rewards[start - window : start]) / window
+    after = sum(rewards[-window:]) / window
+    if before == 0:
+        return 0.0 if after == 0 else math.copysign(math.inf, after)
+    return (after - before) / abs(before)
 
 
 def continue_command(command, iterations):
