@@ -115,13 +115,15 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
     def trajectory(self, num_steps, step_size, params=None):
         """W(t_i), i = 0…N, by N steps of the integrator (with "expm", see `_exact_where_needed`)."""
         params = self.prepare(self.param_dict() if params is None else params)
-        if self.retraction != "expm":  # Cayley and tf.linalg.expm are exact for any step
+        if self.retraction == "cayley":  # exact and orthogonal to round-off for any step
             return self._stepped(params, num_steps, step_size, self._integrator.exp)[0]
+        if self.retraction == "tf.linalg.expm":  # exact; its squarings double the round-off of a large step
+            return self._stepped(params, num_steps, step_size, self._integrator.exp, interval=1)[0]
         fast, within = self._stepped(params, num_steps, step_size, _TaylorSteps())
         names = sorted(params)
 
-        def exact(*values):
-            return self._looped(dict(zip(names, values)), num_steps, step_size)
+        def exact(*values):  # one step per loop iteration, each ending with the polar correction
+            return self._stepped(dict(zip(names, values)), num_steps, step_size, manifolds.expm, interval=1)[0]
 
         # Its gradient recomputes the loop: the check's `tf.cond` then carries no loop
         # intermediates, which XLA could not compile (FakeParam of a TensorList).
@@ -131,20 +133,23 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
     def _field(self, params):
         return lambda t, w: self.generator(params, t, w)
 
-    def _stepped(self, params, num_steps, step_size, exp):
+    def _stepped(self, params, num_steps, step_size, exp, interval=None):
         """(W_0 … W_N on axis -3, within): N steps of the integrator, each exponential taken by `exp`.
 
-        The steps run in chunks of `POLAR_CORRECTION_INTERVAL`, each unrolled and
-        ending with the polar correction, in a `tf.while_loop` over the chunks (the
-        last N mod interval steps unrolled after it): the graph holds one chunk
-        instead of N steps, so the first training step traces and optimizes several
-        times faster, and later ones run as fast (`benchmarks/layer_speed.py`).
+        The steps run in chunks of `interval` (by default `POLAR_CORRECTION_INTERVAL`,
+        read at call time), each unrolled and ending with the
+        polar correction, in a `tf.while_loop` over the chunks (the last N mod
+        interval steps unrolled after it): the graph holds one chunk instead of N
+        steps, so the first training step traces and optimizes several times faster,
+        and later ones run as fast (`benchmarks/layer_speed.py`). The exact path
+        takes `interval=1`: each of `manifolds.expm`'s squarings doubles the
+        round-off of a step, so every step ends with the (faded) correction.
         `within`, per trajectory (leading axes), says whether every step's
         exponential was exact: with `_TaylorSteps`, whether each θ stayed within
         `manifolds.expm_threshold`; with any other map, always.
         """
         field, w0 = self._field(params), params["w0"]
-        interval = POLAR_CORRECTION_INTERVAL
+        interval = POLAR_CORRECTION_INTERVAL if interval is None else interval
         chunks, rest = divmod(num_steps, interval)
         checked = isinstance(exp, _TaylorSteps)
 
@@ -152,7 +157,7 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
             since = len(exp.thetas) if checked else 0
             ws = []
             for j in range(count):
-                t = tf.cast(first + j, w.dtype) * step_size  # a scalar of W's dtype, as in `_looped`
+                t = tf.cast(first + j, w.dtype) * step_size  # a scalar tensor of W's dtype
                 w = self._integrator.step(field, t, w, step_size, exp)
                 ws.append(w)
             if count == interval:
@@ -182,29 +187,6 @@ class AbstractOrthogonalFlow(AbstractParameterFlow):
         if rank > 3:
             trajectory = tf.transpose(trajectory, [*range(1, rank - 2), 0, rank - 2, rank - 1])
         return trajectory, within
-
-    def _looped(self, params, num_steps, step_size):
-        """The trajectory of `_stepped` with the exact `manifolds.expm`, as one step in a `tf.while_loop`.
-
-        Traced once, not N times: the graph of the rarely taken exact path stays
-        small. Each of its squarings doubles the round-off of a step, so every
-        step ends with the (faded) polar correction.
-        """
-        field, w0 = self._field(params), params["w0"]
-
-        def step(i, w, trajectory):
-            t = tf.cast(i, w.dtype) * step_size
-            w = self._integrator.step(field, t, w, step_size, manifolds.expm)
-            w = manifolds.polar_correction(w, POLAR_CORRECTION_RADIUS)
-            return i + 1, w, trajectory.write(i + 1, w)
-
-        trajectory = tf.TensorArray(w0.dtype, size=num_steps + 1, element_shape=w0.shape).write(0, w0)
-        _, _, trajectory = tf.while_loop(
-            lambda i, *_: i < num_steps, step, (tf.constant(0), w0, trajectory), maximum_iterations=num_steps
-        )
-        trajectory = trajectory.stack()  # (N+1, ..., d, d)
-        rank = trajectory.shape.rank
-        return tf.transpose(trajectory, [*range(1, rank - 2), 0, rank - 2, rank - 1])
 
     def get_config(self):
         config = super().get_config()
@@ -239,6 +221,22 @@ class _TaylorSteps:
         """
         thetas = tf.stack(self.thetas[since:], axis=-1)
         return tf.reduce_all(thetas <= manifolds.expm_threshold(thetas.dtype), axis=-1)
+
+
+def _squared_steps_corrected(steps, generators, retraction):
+    """`steps` = exp(`generators`), each with one polar correction if any generator is large enough to be squared.
+
+    An exponential by scaling and squaring (`manifolds.expm`, `tf.linalg.expm`) doubles
+    its round-off with each squaring: at ‖hB‖₁ ≈ 60 the products of ten steps between
+    two of the flow's corrections leave ‖WᵀW − I‖ ≈ 1e-5. The bound ‖hB‖₁ ≥ θ needs no
+    product, and the flows' usual small steps never take the branch.
+    """
+    if retraction == "cayley":
+        return steps
+    norms = tf.reduce_max(tf.reduce_sum(tf.abs(generators), axis=-2), axis=-1)
+    bound = manifolds.expm_threshold(generators.dtype) if generators.dtype in manifolds.TAYLOR_DEGREE else 0.0
+    large = tf.reduce_any(norms > bound)
+    return tf.cond(large, lambda: manifolds.polar_correction(steps), lambda: steps)
 
 
 def _exact_where_needed(fast, exceeded, exact):
@@ -471,7 +469,8 @@ class GatedFlow(AbstractOrthogonalFlow):
         if self.gate_inputs != "time" or not isinstance(self._integrator, integrators.LieEuler):
             return super().trajectory(num_steps, step_size, params)
         params = self.param_dict() if params is None else params
-        steps = self._integrator.exp(step_size * self.generators(params, np.arange(num_steps) * step_size))
+        generators = step_size * self.generators(params, np.arange(num_steps) * step_size)
+        steps = _squared_steps_corrected(self._integrator.exp(generators), generators, self.retraction)
         w = tf.cast(params["w0"], self.variable_dtype)
         trajectory = [w]
         # unstack, not N slices: their gradients would be N dense (..., N, d, d) tensors
