@@ -224,19 +224,22 @@ class _TaylorSteps:
 
 
 def _squared_steps_corrected(steps, generators, retraction):
-    """`steps` = exp(`generators`), each with one polar correction if any generator is large enough to be squared.
+    """`steps` = exp(`generators`), each one large enough to be squared with one polar correction.
 
     An exponential by scaling and squaring (`manifolds.expm`, `tf.linalg.expm`) doubles
     its round-off with each squaring: at ‖hB‖₁ ≈ 60 the products of ten steps between
     two of the flow's corrections leave ‖WᵀW − I‖ ≈ 1e-5. The bound ‖hB‖₁ ≥ θ needs no
-    product, and the flows' usual small steps never take the branch.
+    product; the other steps keep their bits (an ES member does not depend on its
+    population), and the flows' usual small steps never take the branch.
     """
     if retraction == "cayley":
         return steps
     norms = tf.reduce_max(tf.reduce_sum(tf.abs(generators), axis=-2), axis=-1)
     bound = manifolds.expm_threshold(generators.dtype) if generators.dtype in manifolds.TAYLOR_DEGREE else 0.0
-    large = tf.reduce_any(norms > bound)
-    return tf.cond(large, lambda: manifolds.polar_correction(steps), lambda: steps)
+    large = (norms > bound)[..., tf.newaxis, tf.newaxis]
+    return tf.cond(
+        tf.reduce_any(large), lambda: tf.where(large, manifolds.polar_correction(steps), steps), lambda: steps
+    )
 
 
 def _exact_where_needed(fast, exceeded, exact):

@@ -140,6 +140,19 @@ def test_a_population_member_keeps_its_bits_when_another_member_takes_the_exact_
     np.testing.assert_array_equal(mixed[1], exact[1])
 
 
+def test_a_time_gated_member_keeps_its_bits_when_another_members_exponentials_are_corrected():
+    """The time gates correct only the exponentials that were squared, member by member."""
+    layer = _scaled({"flow": "gated", "num_gates": 2}, 0.04)  # ‖hB‖₁ ≈ 0.002: no squaring
+    small = {k: v.numpy() for k, v in layer.flow.param_dict().items()}
+    large = {k: v if k == "w0" else 250.0 * v for k, v in small.items()}  # 10× the initial weights
+    population = lambda *members: {k: np.stack([m[k] for m in members]) for k in small}  # noqa: E731
+    trajectory = tf.function(lambda p: layer.flow.trajectory(layer.num_steps, layer.step_size, p))
+    mixed = trajectory(population(small, large))
+    np.testing.assert_array_equal(mixed[0], trajectory(population(small, small))[0])
+    np.testing.assert_array_equal(mixed[1], trajectory(population(large, large))[1])
+    assert float(tf.reduce_max(manifolds.orthogonality_error(mixed))) < 1e-5
+
+
 def _op_types(nodes):
     return [node.op for node in nodes]
 
