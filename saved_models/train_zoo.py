@@ -77,11 +77,18 @@ def train(name, runs_dir, min_iterations, max_iterations, workers, es_args, log=
     iterations = max(min_iterations, len(progress_rewards(logdir)))
     while True:
         started = checkpoint.list_checkpoints(os.path.join(logdir, "checkpoints")) if os.path.isdir(logdir) else []
-        if len(progress_rewards(logdir)) < iterations:
+        done = len(progress_rewards(logdir))
+        if done < iterations:
             command = es_command(env_id, logdir, iterations, workers, es_args) + (["--resume"] if started else [])
             log(f"{name}: {shlex.join(['keras-odetoode', *command[3:]])}")
-            subprocess.run(command, check=True)
+            if subprocess.run(command).returncode:  # Ctrl-C included: the run saved a checkpoint
+                raise SystemExit(f"{name}: keras-odetoode es stopped; run this again to continue")
         rewards = progress_rewards(logdir)
+        if done < iterations and len(rewards) < iterations:
+            raise SystemExit(
+                f"{name}: the run stopped at {len(rewards)} of {iterations} iterations (a --max-env-steps budget?); "
+                "a plateau needs its iterations"
+            )
         gain = runs.plateau_gain(rewards)
         log(f"{name}: {len(rewards)} iterations, gain over the last fifth {gain:+.1%}")
         if gain <= runs.PLATEAU_GAIN or len(rewards) >= max_iterations:

@@ -86,3 +86,10 @@ def test_the_card_says_what_the_learning_curve_was_doing(gain, verdict):
     )
     assert curve.startswith("| learning curve at the end | centre return -3.0 at iteration 1, 300.0 over the last 5; ")
     assert verdict in curve
+
+
+def test_a_run_stopped_early_by_a_budget_is_reported_not_repeated(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUJOCO_GL", "disable")
+    tiny = ["--perturbations", "2", "--episode-length", "5", "--hidden", "4", "--max-env-steps", "150"]
+    with pytest.raises(SystemExit, match="the run stopped at 10 of 21 iterations"):  # 15 steps an iteration
+        _train_zoo().train("swimmer_odetoode", str(tmp_path), 21, 26, 0, tiny, log=lambda line: None)
