@@ -18,12 +18,31 @@ def _grid(root, seed, accuracies):
     return root
 
 
-def test_mean_and_std_per_cell_in_the_grids_order(tmp_path, capsys, monkeypatch, load_benchmark):
-    seeds = load_benchmark("mnistc_seeds")
+def _two_seeds(tmp_path):
+    """Grids of ODEtoODE-1 and Dense-1 on Stripe and Identity: `a` with seed 0, `b` with seed 1."""
     a = _grid(tmp_path / "a", 0, {"identity/dense-1": 0.9, "identity/odetoode-1": 0.8,
                                    "stripe/dense-1": 0.2, "stripe/odetoode-1": 0.4})  # fmt: skip
     b = _grid(tmp_path / "b", 1, {"identity/dense-1": 0.7, "identity/odetoode-1": 0.8,
                                    "stripe/dense-1": 0.1, "stripe/odetoode-1": 0.3})  # fmt: skip
+    return a, b
+
+
+def _one_model_grids(tmp_path, model, rows, **training):
+    """A grid of `model` alone per (directory, seed, identity, stripe) of `rows`, `training` settings changed."""
+    grids = []
+    for name, seed, identity, stripe in rows:
+        grid = _grid(tmp_path / name, seed, {f"identity/{model}": identity, f"stripe/{model}": stripe})
+        record = json.loads((grid / "results.json").read_text())
+        record["training"].update(training)
+        record["last_invocation"]["models"] = [model]
+        (grid / "results.json").write_text(json.dumps(record))
+        grids.append(grid)
+    return grids
+
+
+def test_mean_and_std_per_cell_in_the_grids_order(tmp_path, capsys, monkeypatch, load_benchmark):
+    seeds = load_benchmark("mnistc_seeds")
+    a, b = _two_seeds(tmp_path)
     accuracy, corruptions, models, used = seeds.aggregate([a, b])
     assert corruptions == ["stripe", "identity"] and models == ["odetoode-1", "dense-1"] and used == [0, 1]
     np.testing.assert_allclose(accuracy["identity"]["dense-1"], [90.0, 70.0])
@@ -55,19 +74,11 @@ def test_grids_that_differ_are_refused(tmp_path, load_benchmark):
 def test_add_sets_grids_of_other_settings_beside_and_summarises_the_family(tmp_path, capsys, monkeypatch,
                                                                           load_benchmark):  # fmt: skip
     seeds = load_benchmark("mnistc_seeds")
-    a = _grid(tmp_path / "a", 0, {"identity/dense-1": 0.9, "identity/odetoode-1": 0.8,
-                                   "stripe/dense-1": 0.2, "stripe/odetoode-1": 0.4})  # fmt: skip
-    b = _grid(tmp_path / "b", 1, {"identity/dense-1": 0.7, "identity/odetoode-1": 0.8,
-                                   "stripe/dense-1": 0.1, "stripe/odetoode-1": 0.3})  # fmt: skip
-    state = []
+    a, b = _two_seeds(tmp_path)
     # Seeds in the other order: columns are matched by seed, not by position.
-    for name, seed, identity, stripe in (("s1", 1, 0.95, 0.05), ("s0", 0, 0.85, 0.15)):
-        grid = _grid(tmp_path / name, seed, {"identity/odetoode-1": identity, "stripe/odetoode-1": stripe})
-        record = json.loads((grid / "results.json").read_text())
-        record["training"]["gate_inputs"] = "state"
-        record["last_invocation"]["models"] = ["odetoode-1"]
-        (grid / "results.json").write_text(json.dumps(record))
-        state.append(grid)
+    state = _one_model_grids(
+        tmp_path, "odetoode-1", (("s1", 1, 0.95, 0.05), ("s0", 0, 0.85, 0.15)), gate_inputs="state"
+    )
     monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(a), str(b), "--add", *map(str, state)])
     seeds.main()
     out = capsys.readouterr().out
@@ -92,17 +103,8 @@ def test_other_models_of_the_same_settings_and_the_papers_values_beside(tmp_path
                                                                         load_benchmark):  # fmt: skip
     """--add with the same settings adds the models unlabelled; --paper sets the paper's value beside each cell."""
     seeds = load_benchmark("mnistc_seeds")
-    a = _grid(tmp_path / "a", 0, {"identity/dense-1": 0.9, "identity/odetoode-1": 0.8,
-                                   "stripe/dense-1": 0.2, "stripe/odetoode-1": 0.4})  # fmt: skip
-    b = _grid(tmp_path / "b", 1, {"identity/dense-1": 0.7, "identity/odetoode-1": 0.8,
-                                   "stripe/dense-1": 0.1, "stripe/odetoode-1": 0.3})  # fmt: skip
-    ten = []
-    for name, seed, identity, stripe in (("t0", 0, 0.95, 0.05), ("t1", 1, 0.85, 0.15)):
-        grid = _grid(tmp_path / name, seed, {"identity/dense-10": identity, "stripe/dense-10": stripe})
-        record = json.loads((grid / "results.json").read_text())
-        record["last_invocation"]["models"] = ["dense-10"]
-        (grid / "results.json").write_text(json.dumps(record))
-        ten.append(str(grid))
+    a, b = _two_seeds(tmp_path)
+    ten = [str(grid) for grid in _one_model_grids(tmp_path, "dense-10", (("t0", 0, 0.95, 0.05), ("t1", 1, 0.85, 0.15)))]
     monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(a), str(b), "--add", *ten, "--paper", "table1"])
     seeds.main()
     out = capsys.readouterr().out
