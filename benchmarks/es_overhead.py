@@ -10,6 +10,10 @@
 2. Scaling: the same ES iteration with 2 workers vs 1, for local processes and
    for Ray actors, in each of `--rounds` rounds. Goal ≥ 1.7× (needs 2 otherwise
    idle cores).
+3. Pipelining in worker processes: the same ES iteration with 2 local processes,
+   each splitting its members into 2 chunks whose policy calls overlap with the
+   other chunk's environment steps (`RolloutWorker`'s `pipeline_chunks`) against
+   1 chunk, `ProcessBackend`'s default.
 
     MUJOCO_GL=disable python benchmarks/es_overhead.py [--perturbations 200] [--steps 1000] [--rounds 3]
 
@@ -334,6 +338,19 @@ def main():
                 f"  scaling, {name}: 1 worker / 2 workers {', '.join(times)} → speed-up "
                 f"{np.median(speed_ups):.2f}× [{' '.join(f'{v:.2f}' for v in speed_ups)}] (goal ≥ 1.7×)"
             )
+        rounds_seconds = []
+        for _ in range(args.rounds):  # 2 chunks then 1, back to back in each round
+            seconds = {}
+            for chunks in (2, 1):
+                with backends.ProcessBackend(env_fn, policy_fn, workers=2, pipeline_chunks=chunks) as backend:
+                    seconds[chunks], _ = es_iteration_seconds(backend, config, policy_fn)
+            rounds_seconds.append(seconds)
+        ratios_2_1 = [s[2] / s[1] for s in rounds_seconds]
+        print(
+            "  pipelining, 2 local processes: 2 chunks / 1 chunk each "
+            f"{', '.join(f'{s[2]:.2f}s/{s[1]:.2f}s' for s in rounds_seconds)} → "
+            f"{np.median(ratios_2_1):.2f}× [{' '.join(f'{v:.2f}' for v in ratios_2_1)}] (above 1: 1 chunk is faster)"
+        )
     print(f"  (cores visible: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f})")
 
 

@@ -218,14 +218,14 @@ def test_dm_control_dict_observations_are_flattened():
 
 
 @pytest.mark.parametrize("chunks", [1, 2, 3])
-def test_a_members_episode_does_not_depend_on_how_the_population_is_split(chunks, monkeypatch):
+def test_a_members_episode_does_not_depend_on_how_the_population_is_split(chunks):
     """Bitwise: the whole population in one worker call against pieces of it, a lone member included.
 
-    The policy calls are pipelined in `PIPELINE_CHUNKS` chunks; a worker may hold
-    any number of members, 1 too, whose XLA program differs from a batch's.
+    The policy calls are pipelined in `pipeline_chunks` chunks (1 in worker processes);
+    a worker may hold any number of members, 1 too, whose XLA program differs from a batch's.
     """
-    monkeypatch.setattr(rollouts, "PIPELINE_CHUNKS", chunks)
-    worker = rollouts.RolloutWorker(functools.partial(envs.make_env, "Swimmer-v5", 20), small_odetoode)
+    env_fn = functools.partial(envs.make_env, "Swimmer-v5", 20)
+    worker = rollouts.RolloutWorker(env_fn, small_odetoode, pipeline_chunks=chunks)
     strategy = es.RiemannianES(worker.policy.specs, num_perturbations=6, sigma=0.1)
     population, _ = strategy.ask(strategy.init(worker.policy.get_params(), seed=0))
     seeds = np.arange(6) + 11
@@ -236,6 +236,14 @@ def test_a_members_episode_does_not_depend_on_how_the_population_is_split(chunks
         np.testing.assert_array_equal(part.returns, whole.returns[piece])
         np.testing.assert_array_equal(part.obs_sum, whole.obs_sum[piece])
     assert np.all(whole.lengths == 20) and np.all(np.isfinite(whole.returns))
+
+
+def test_pipeline_chunks_must_be_a_positive_integer():
+    env_fn = functools.partial(envs.make_env, "Swimmer-v5", 20)
+    with pytest.raises(
+        ValueError, match=r"pipeline_chunks must be an integer ≥ 1 or None. Received: pipeline_chunks=0"
+    ):
+        rollouts.RolloutWorker(env_fn, small_odetoode, pipeline_chunks=0)
 
 
 def test_worker_processes_match_in_process_bitwise_survive_a_crash_and_drop_stale_replies(tmp_path):

@@ -73,8 +73,8 @@ class AbstractBackend(abc.ABC):
 class InProcessBackend(AbstractBackend):
     """All rollouts in this process (the default)."""
 
-    def __init__(self, env_fn, policy_fn, jit_compile=True):
-        self.worker = RolloutWorker(env_fn, policy_fn, jit_compile=jit_compile)
+    def __init__(self, env_fn, policy_fn, jit_compile=True, pipeline_chunks=None):
+        self.worker = RolloutWorker(env_fn, policy_fn, jit_compile=jit_compile, pipeline_chunks=pipeline_chunks)
 
     def evaluate(self, population, seeds, obs_mean, obs_variance, max_steps):
         return self.worker.run(population, seeds, obs_mean, obs_variance, max_steps)
@@ -83,14 +83,14 @@ class InProcessBackend(AbstractBackend):
         self.worker.close()
 
 
-def _process_main(conn, env_fn, policy_fn, jit_compile):
+def _process_main(conn, env_fn, policy_fn, jit_compile, pipeline_chunks):
     # Ctrl-C reaches the whole process group. It is the parent's to handle (it saves a
     # checkpoint, then stops its workers); a worker would only die with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("MUJOCO_GL", "disable")
     _limit_threads()
     try:
-        worker = RolloutWorker(env_fn, policy_fn, jit_compile=jit_compile)
+        worker = RolloutWorker(env_fn, policy_fn, jit_compile=jit_compile, pipeline_chunks=pipeline_chunks)
     except Exception:
         conn.send((None, "error", traceback.format_exc()))
         return
@@ -118,9 +118,9 @@ class _ProcessWorker:
     Ctrl-C at that moment leaves a pipe that must not be used again.
     """
 
-    def __init__(self, context, env_fn, policy_fn, jit_compile):
+    def __init__(self, context, *args):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_process_main, args=(child, env_fn, policy_fn, jit_compile), daemon=True)
+        self.process = context.Process(target=_process_main, args=(child, *args), daemon=True)
         self.process.start()
         child.close()
         self.ready = False
@@ -184,11 +184,14 @@ class ProcessBackend(AbstractBackend):
         jit_compile: XLA for the per-step policy.
         max_restarts: how many times a chunk is retried on a fresh process after
             its process died.
+        pipeline_chunks: see `RolloutWorker`. 1 by default: each process has one
+            TensorFlow thread and, with as many processes as cores, no core to
+            spare (`benchmarks/es_overhead.py` measures both).
     """
 
-    def __init__(self, env_fn, policy_fn, workers=2, jit_compile=True, max_restarts=3):
+    def __init__(self, env_fn, policy_fn, workers=2, jit_compile=True, max_restarts=3, pipeline_chunks=1):
         check_integer("workers", workers, 1)
-        self._args = (env_fn, policy_fn, jit_compile)
+        self._args = (env_fn, policy_fn, jit_compile, pipeline_chunks)
         self._context = multiprocessing.get_context("spawn")  # fork is unsafe after TF starts threads
         self.max_restarts = int(max_restarts)
         self.workers = [_ProcessWorker(self._context, *self._args) for _ in range(int(workers))]
@@ -249,10 +252,10 @@ class ProcessBackend(AbstractBackend):
 class _RayWorker:
     """Ray actor body: a `RolloutWorker` that lives as long as the actor."""
 
-    def __init__(self, env_fn, policy_fn, jit_compile):
+    def __init__(self, env_fn, policy_fn, jit_compile, pipeline_chunks):
         os.environ.setdefault("MUJOCO_GL", "disable")
         _limit_threads()
-        self.worker = RolloutWorker(env_fn, policy_fn, jit_compile=jit_compile)
+        self.worker = RolloutWorker(env_fn, policy_fn, jit_compile=jit_compile, pipeline_chunks=pipeline_chunks)
 
     def run(self, *args):
         return self.worker.run(*args)
@@ -312,7 +315,7 @@ class RayBackend(AbstractBackend):
             except ConnectionError as error:
                 raise ConnectionError(_connection_hint(address)) from error
         self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker)(_RayWorker)
-        self._args = (env_fn, policy_fn, jit_compile)
+        self._args = (env_fn, policy_fn, jit_compile, 1)  # one TensorFlow thread per actor: see ProcessBackend
         self.max_restarts = int(max_restarts)
         self.actors = [self._actor_cls.remote(*self._args) for _ in range(int(workers))]
         self.restarts = 0

@@ -8,8 +8,9 @@ one batched call), then per environment step runs only the main flow, batched
 over the members in one compiled `tf.function`. That function is called once per
 step for each of `PIPELINE_CHUNKS` (2) contiguous chunks of the population,
 dispatched asynchronously so that one chunk's actions are computed on a second
-core while the other chunk's environments step (`PIPELINE_CHUNKS = 1`: one call
-per step for the whole population). Results do not depend on the chunking.
+core while the other chunk's environments step (`pipeline_chunks=1`: one call per
+step for the whole population, what worker processes take: one core each has none to
+spare). Results do not depend on the chunking.
 
 `RolloutWorker` owns the environments (kept alive between iterations) and runs
 one episode per member: environments are stepped in a loop over the members
@@ -25,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_odetoode.checks import check_integer
 from keras_odetoode.es import normalization
 from keras_odetoode.es import strategy as strategy_lib
 
@@ -161,9 +163,13 @@ class RolloutWorker:
         policy_fn: zero-argument callable returning the built Keras policy.
         jit_compile: compile the per-step policy with XLA (3–5× faster for the
             25-step ODE policies: it fuses the small batched matmuls).
+        pipeline_chunks: chunks of the population whose policy calls overlap with
+            the other chunks' environment steps (None: `PIPELINE_CHUNKS`). It needs a
+            core to spare: a worker process that has one core to itself takes 1.
     """
 
-    def __init__(self, env_fn, policy_fn, jit_compile=True):
+    def __init__(self, env_fn, policy_fn, jit_compile=True, pipeline_chunks=None):
+        self.pipeline_chunks = check_integer("pipeline_chunks", pipeline_chunks, 1, allow_none=True)
         self.env_fn = env_fn
         self.policy = PopulationPolicy(policy_fn())
         self.jit_compile = bool(jit_compile)
@@ -207,7 +213,7 @@ class RolloutWorker:
     def run(self, population, seeds, obs_mean, obs_variance, max_steps):
         """One episode for each of the P members.
 
-        The members are split into `PIPELINE_CHUNKS` contiguous chunks whose
+        The members are split into `pipeline_chunks` contiguous chunks whose
         policy calls are dispatched asynchronously: while TensorFlow computes
         one chunk's actions (on another core), Python steps the other
         chunk's environments. Each chunk is still one call per step for all
@@ -245,7 +251,8 @@ class RolloutWorker:
         # Chunks of at least 2 members, and a lone member evaluated twice: XLA compiles a
         # population of 1 differently (its last bits differ), and a member's actions
         # must not depend on how the population is split between workers and chunks.
-        num_chunks = max(1, min(PIPELINE_CHUNKS, size // 2))
+        chunks_wanted = PIPELINE_CHUNKS if self.pipeline_chunks is None else self.pipeline_chunks
+        num_chunks = max(1, min(chunks_wanted, size // 2))
         bounds = np.linspace(0, size, num_chunks + 1).astype(int)
         chunks = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         rows = [np.repeat(c, 2) if len(c) == 1 else c for c in chunks]
