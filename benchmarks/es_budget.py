@@ -17,7 +17,12 @@ Writes:
   seeds; the iterations, environment steps and wall time (the sum of the iterations'
   `seconds`: rollouts and update, not checkpoints nor logs) the runs took. std is over
   seeds with ddof = 0 (numpy's default): with 3 seeds the sample std is √(3/2) ≈ 1.22×
-  larger. Each centre return is one episode, run before that iteration's update.
+  larger. Each centre return is one episode, run before that iteration's update: a
+  noisy reading where the curve oscillates. So the table also gives the policy each run
+  ended with (θ after the budget's last update), scored over `--eval-episodes` episodes
+  (reset seeds 0, 1, …) as `keras-odetoode export --policy latest` and
+  `keras-odetoode evaluate` would score it; the score is kept in the run directory
+  (`final_evaluation.json`) and not recomputed.
 * `es_budget.png`: centre return against environment steps (top) and against wall time
   (bottom), mean ± std over seeds; the wall-time curves end at the fastest seed's end.
 * `command.json`: the command, its duration and the versions it ran with.
@@ -59,6 +64,8 @@ CONFIGS = {
 }
 #: The fractions of the budget the table reports the return at.
 FRACTIONS = (0.25, 0.5, 1.0)
+#: Where a run directory keeps its final policy's evaluation (`evaluate_final`).
+EVALUATION_FILE = "final_evaluation.json"
 
 
 def run_dir(out, env_id, name, seed):
@@ -142,8 +149,47 @@ def up_to_budget(progress, budget):
     return {key: column[: last + 1] for key, column in progress.items()}
 
 
-def summarize(progresses, budget):
-    """Per-seed numbers of one (task, configuration) and their mean ± std (ddof 0) over seeds."""
+def evaluate_final(logdir, budget, episodes):
+    """Returns of `episodes` episodes (reset seeds 0 … episodes − 1) of the policy the run had after `budget`.
+
+    That policy is the centre after the iteration that reached the budget (its checkpoint),
+    exported as `keras-odetoode export --policy latest` does and scored by
+    `es.evaluate_policy`. The returns are cached in `<logdir>/final_evaluation.json` with
+    the checkpoint they score. None if that checkpoint is no longer kept (the run went on
+    past the budget).
+    """
+    import tempfile
+
+    from keras_odetoode import export, export_sources
+    from keras_odetoode.atomic import write_text_atomic
+    from keras_odetoode.es import checkpoint, evaluate_policy
+
+    iteration = len(up_to_budget(read_progress(logdir), budget)["iteration"])
+    path = checkpoint.checkpoint_path(os.path.join(logdir, "checkpoints"), iteration)
+    record = {"checkpoint": os.path.basename(path), "episodes": episodes, "first_seed": 0}
+    cache = os.path.join(logdir, EVALUATION_FILE)
+    if os.path.exists(cache):
+        with open(cache) as f:
+            cached = json.load(f)
+        if {key: cached.get(key) for key in record} == record:
+            return np.array(cached["returns"])
+    if not os.path.exists(path):
+        return None
+    model, metadata, _, _ = export_sources.load_source(path, policy="latest")
+    with tempfile.TemporaryDirectory() as tmp:
+        policy = os.path.join(tmp, "policy")
+        input_name, output_name = export_sources.signature_names(metadata)
+        export.export_saved_model(model, policy, input_name=input_name, output_name=output_name, metadata=metadata)
+        returns = evaluate_policy(policy, episodes=episodes, seed=0)
+    write_text_atomic(cache, json.dumps({**record, "returns": returns.tolist()}, indent=2))
+    return returns
+
+
+def summarize(progresses, budget, finals=None):
+    """Per-seed numbers of one (task, configuration) and their mean ± std (ddof 0) over seeds.
+
+    `finals`: per seed, the final policy's evaluation returns (`evaluate_final`), or None.
+    """
     runs = [up_to_budget(p, budget) for p in progresses]
     per_seed = {
         f"return_at_{fraction:g}": np.array(
@@ -154,28 +200,45 @@ def summarize(progresses, budget):
     per_seed["iterations"] = np.array([len(r["iteration"]) for r in runs], float)
     per_seed["env_steps"] = np.array([r["total_env_steps"][-1] for r in runs])
     per_seed["seconds"] = np.array([r["total_seconds"][-1] for r in runs])
+    if finals is not None:
+        per_seed["final_policy"] = np.array([np.nan if f is None else np.mean(f) for f in finals])
     summary = {"seeds": len(runs), "reached_budget": int(sum(r["total_env_steps"][-1] >= budget for r in runs))}
     for key, values in per_seed.items():
         summary[f"{key}_mean"], summary[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
     return summary
 
 
-def write_table(results, budget, out):
-    """table.csv and table.md from {(task, configuration): [progress per seed]}; returns the markdown."""
-    rows = [{"task": env_id, "config": name, **summarize(p, budget)} for (env_id, name), p in results.items()]
+def write_table(results, budget, out, finals=None, episodes=None):
+    """table.csv and table.md from {(task, configuration): [progress per seed]}; returns the markdown.
+
+    `finals`: {(task, configuration): [final evaluation returns per seed]} from
+    `evaluate_final` with `episodes` episodes, or None for no such column.
+    """
+    rows = [
+        {"task": key[0], "config": key[1], **summarize(progresses, budget, None if finals is None else finals[key])}
+        for key, progresses in results.items()
+    ]
     with open(os.path.join(out, "table.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    fractions = " | ".join(f"return at {f:g} × budget" for f in FRACTIONS)
+    keys = [f"return_at_{f:g}" for f in FRACTIONS] + ([] if finals is None else ["final_policy"])
+    headers = [f"return at {f:g} × budget" for f in FRACTIONS]
+    note = ""
+    if finals is not None:
+        headers.append(f"final policy, {episodes} episodes")
+        note = (
+            f" The return at a fraction of the budget is one episode of the centre policy; the final policy's "
+            f"is the mean of {episodes} episodes (reset seeds 0…{episodes - 1}) of the policy each run ended with."
+        )
     lines = [
-        f"Budget {budget:,} environment steps per run; mean ± std over seeds (ddof = 0).",
+        f"Budget {budget:,} environment steps per run; mean ± std over seeds (ddof = 0).{note}",
         "",
-        f"| task | configuration | {fractions} | iterations | env steps | wall time (s) | seeds at budget |",
-        "|---|---|" + "---|" * len(FRACTIONS) + "---|---|---|---|",
+        f"| task | configuration | {' | '.join(headers)} | iterations | env steps | wall time (s) | seeds at budget |",
+        "|---|---|" + "---|" * len(keys) + "---|---|---|---|",
     ]
     for r in rows:
-        returns = " | ".join(f"{r[f'return_at_{f:g}_mean']:.1f} ± {r[f'return_at_{f:g}_std']:.1f}" for f in FRACTIONS)
+        returns = " | ".join(f"{r[f'{key}_mean']:.1f} ± {r[f'{key}_std']:.1f}" for key in keys)
         lines.append(
             f"| {r['task']} | {r['config']} | {returns} | {r['iterations_mean']:.0f} | "
             f"{r['env_steps_mean']:,.0f} | {r['seconds_mean']:.0f} ± {r['seconds_std']:.0f} | "
@@ -242,29 +305,43 @@ def main(argv=None):
     parser.add_argument("--episode-length", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=0, help="0: in-process; N: N worker processes")
     parser.add_argument("--out", default="benchmarks/results/es_budget")
+    parser.add_argument(
+        "--eval-episodes", type=int, default=10, help="episodes scoring each run's final policy (0: none)"
+    )
     args = parser.parse_args(argv)
     if args.budget < 1:
         parser.error(f"--budget must be ≥ 1. Received: {args.budget}")
+    if args.eval_episodes < 0:
+        parser.error(f"--eval-episodes must be ≥ 0 (0: no final evaluation). Received: {args.eval_episodes}")
 
     start = time.time()
-    results = {}
+    results, finals = {}, {}
     for env_id in args.envs:
         for name in args.configs:
-            progresses = []
+            progresses, evaluations = [], []
             for seed in args.seeds:
                 t = time.time()
                 logdir = run_one(env_id, name, seed, args)
                 progresses.append(read_progress(logdir))
                 reached = up_to_budget(progresses[-1], args.budget)
-                print(
+                line = (
                     f"{env_id} {name} seed {seed}: return {reached['reward_centre'][-1]:.1f} after "
-                    f"{reached['total_env_steps'][-1]:,.0f} steps, {len(reached['iteration'])} iterations "
-                    f"({time.time() - t:.0f} s)",
-                    flush=True,
+                    f"{reached['total_env_steps'][-1]:,.0f} steps, {len(reached['iteration'])} iterations"
                 )
+                if args.eval_episodes:
+                    evaluations.append(evaluate_final(logdir, args.budget, args.eval_episodes))
+                    final = evaluations[-1]
+                    line += (
+                        "; its policy's checkpoint is no longer kept"
+                        if final is None
+                        else f"; final policy {final.mean():.1f} ± {final.std():.1f} over {final.size} episodes"
+                    )
+                print(f"{line} ({time.time() - t:.0f} s)", flush=True)
             results[(env_id, name)] = progresses
+            finals[(env_id, name)] = evaluations
     os.makedirs(args.out, exist_ok=True)
-    markdown = write_table(results, args.budget, args.out)
+    episodes = args.eval_episodes or None
+    markdown = write_table(results, args.budget, args.out, finals if episodes else None, episodes)
     plot(results, args.budget, os.path.join(args.out, "es_budget.png"))
     with open(os.path.join(args.out, "command.json"), "w") as f:
         record = {

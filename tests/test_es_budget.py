@@ -1,11 +1,13 @@
 """benchmarks/es_budget.py: the budget rule, its table and plot on synthetic runs, and a tiny sweep."""
 
 import csv
+import json
 import os
 
 import numpy as np
 import pytest
 
+from keras_odetoode import es
 from keras_odetoode.es import checkpoint, trainer
 
 BUDGET = 1000
@@ -71,6 +73,15 @@ def test_table_and_plot(synthetic, tmp_path):
     with open(tmp_path / "table.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [row["config"] for row in rows] == ["big", "small"] and float(rows[1]["return_at_1_mean"]) == 26.0
+    finals = {key: [np.array([1.0, 3.0]), np.array([5.0]), np.array([9.0, 11.0])] for key in results}
+    finals[("Swimmer-v5", "small")][1] = None  # a checkpoint no longer kept
+    markdown = es_budget.write_table(results, BUDGET, str(tmp_path), finals, episodes=2)
+    # The final policy's column: per-seed means 2, 5, 10 → 5.67 ± std([2, 5, 10]) = 3.30; NaN where one is missing.
+    assert (
+        "| Swimmer-v5 | big | 10.0 ± 8.2 | 11.0 ± 8.2 | 13.0 ± 8.2 | 5.7 ± 3.3 | 4 | 1,200 | 8 ± 3 | 3/3 |" in markdown
+    )
+    assert "| Swimmer-v5 | small | 14.0 ± 8.2 | 18.0 ± 8.2 | 26.0 ± 8.2 | nan ± nan |" in markdown
+    assert "final policy, 2 episodes" in markdown and "mean of 2 episodes (reset seeds 0…1)" in markdown
     es_budget.plot(results, BUDGET, str(tmp_path / "es_budget.png"))
     assert (tmp_path / "es_budget.png").stat().st_size > 10_000
 
@@ -100,3 +111,32 @@ def test_a_tiny_sweep_runs_skips_finished_runs_and_continues_with_a_larger_budge
     assert {p: os.path.getmtime(p) for p in checkpoint.list_checkpoints(checkpoints)} == written
     es_budget.main(argv + ["--configs", "k16", "--budget", "200"])  # resumed for one more iteration
     assert [int(s) for s in es_budget.read_progress(k16)["total_env_steps"]] == [85, 170, 255]
+
+
+def test_the_final_policy_is_the_checkpoint_at_the_budget_scored_as_the_cli_scores_it(tmp_path, load_benchmark):
+    from keras_odetoode.cli import main as cli
+
+    es_budget = load_benchmark("es_budget")
+    out = str(tmp_path / "sweep")
+    argv = ["--envs", "Swimmer-v5", "--configs", "k16", "--seeds", "0", "--episode-length", "20", "--out", out]
+    es_budget.main(argv + ["--budget", "400", "--eval-episodes", "3"])  # 2 iterations of 17 × 20 steps
+    logdir = es_budget.run_dir(out, "Swimmer-v5", "k16", 0)
+    es_budget.main(argv + ["--budget", "700", "--eval-episodes", "3"])  # a 3rd iteration (ckpt-2 is still kept)
+
+    def scored_by_the_cli(iteration):
+        ckpt = checkpoint.checkpoint_path(os.path.join(logdir, "checkpoints"), iteration)
+        exported = str(tmp_path / f"policy-{iteration}")
+        assert cli(["export", ckpt, exported, "--policy", "latest"]) == 0
+        return es.evaluate_policy(exported, episodes=3, seed=0)
+
+    at_400, at_700 = scored_by_the_cli(2), scored_by_the_cli(3)
+    assert not np.allclose(at_400, at_700)  # the two checkpoints are told apart
+    cache = os.path.join(logdir, es_budget.EVALUATION_FILE)
+    with open(cache) as f:
+        assert json.load(f)["checkpoint"] == "ckpt-000003.npz"  # the last main() scored its own budget
+    written = os.path.getmtime(cache)
+    np.testing.assert_allclose(es_budget.evaluate_final(logdir, 700, 3), at_700, rtol=1e-6)
+    assert os.path.getmtime(cache) == written  # cached, not scored again
+    with open(os.path.join(out, "table.md")) as f:
+        assert f"| {at_700.mean():.1f} ± 0.0 | 3 | 1,020 |" in f.read()
+    np.testing.assert_allclose(es_budget.evaluate_final(logdir, 400, 3), at_400, rtol=1e-6)
