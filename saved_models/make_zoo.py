@@ -195,13 +195,15 @@ def training_of(run, metadata):
         gain = None
     commands = metadata.get("commands") or [metadata.get("training_command")]
     command = commands[0]
+    last = rewards[-runs.SUMMARY_ITERATIONS :]
     return {
         "iterations": len(rows),
         "env_steps": int(rows[-1]["total_env_steps"]),
         "wall_seconds": float(rows[-1]["total_seconds"]),
         "best_iteration": int(metadata["iteration"]),  # counted from 1, as in progress.csv
         "centre_return_first": rewards[0],
-        "centre_return_last_5": sum(rewards[-5:]) / len(rewards[-5:]),
+        "centre_return_last": sum(last) / len(last),
+        "last_iterations": len(last),
         "gain_over_last_fifth": gain,
         "plateaued": None if gain is None else gain <= runs.PLATEAU_GAIN,
         "continue_command": command and runs.continue_command(command, 2 * len(rows)),
@@ -225,7 +227,7 @@ def training_text(training):
         f"steps, {training['wall_seconds'] / 3600:.1f} h of rollouts and updates; best centre policy at iteration "
         f"{training['best_iteration']} |",
         f"| learning curve at the end | centre return {training['centre_return_first']:.1f} at iteration 1, "
-        f"{training['centre_return_last_5']:.1f} over the last 5; {curve} |",
+        f"{training['centre_return_last']:.1f} over the last {training['last_iterations']}; {curve} |",
     ]
 
 

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import pathlib
 
+import numpy as np
 import pytest
 
 from keras_odetoode.es import runs
@@ -41,6 +42,8 @@ def test_a_toy_run_goes_on_until_its_plateau_and_its_card_says_how_it_trained(tm
     assert training["env_steps"] == 3 * 5 * len(rows) == int(rows[-1]["total_env_steps"])  # k + 1 episodes of 5
     assert training["wall_seconds"] == float(rows[-1]["total_seconds"])
     assert training["gain_over_last_fifth"] == pytest.approx(runs.plateau_gain(rewards))
+    assert training["last_iterations"] == runs.SUMMARY_ITERATIONS
+    assert training["centre_return_last"] == pytest.approx(np.mean(rewards[-runs.SUMMARY_ITERATIONS :]))
     assert rewards[training["best_iteration"] - 1] == max(rewards)
     assert training["continue_command"].endswith(f"--resume --iterations {2 * len(rows)}")
     assert card["goal"] == {"return": 325.0, "reached": card["score"]["mean"] >= 325.0, "source": zoo._ARS}
@@ -77,7 +80,7 @@ def test_the_card_says_what_the_learning_curve_was_doing(gain, verdict):
     import make_zoo
 
     training = {"iterations": 400, "env_steps": 20_400_000, "wall_seconds": 5400.0, "best_iteration": 390,
-                "centre_return_first": -3.0, "centre_return_last_5": 300.0, "gain_over_last_fifth": gain,
+                "centre_return_first": -3.0, "centre_return_last": 300.0, "last_iterations": 5, "gain_over_last_fifth": gain,
                 "plateaued": None if gain is None else gain <= runs.PLATEAU_GAIN}  # fmt: skip
     trained, curve = make_zoo.training_text(training)
     assert trained == (
