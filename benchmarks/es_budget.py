@@ -20,9 +20,8 @@ Writes:
   larger. Each centre return is one episode, run before that iteration's update: a
   noisy reading where the curve oscillates. So the table also gives the policy each run
   ended with (θ after the budget's last update), scored over `--eval-episodes` episodes
-  (reset seeds 0, 1, …) as `keras-odetoode export --policy latest` and
-  `keras-odetoode evaluate` would score it; the score is kept in the run directory
-  (`final_evaluation.json`) and not recomputed.
+  (reset seeds 0, 1, …) as `keras-odetoode evaluate RUN --policy latest` scores it; the
+  score is kept in the run directory (`final_evaluation.json`) and not recomputed.
 * `es_budget.png`: centre return against environment steps (top) and against wall time
   (bottom), mean ± std over seeds; the wall-time curves end at the fastest seed's end.
 * `command.json`: the command, its duration and the versions it ran with.
@@ -153,16 +152,12 @@ def evaluate_final(logdir, budget, episodes):
     """Returns of `episodes` episodes (reset seeds 0 … episodes − 1) of the policy the run had after `budget`.
 
     That policy is the centre after the iteration that reached the budget (its checkpoint),
-    exported as `keras-odetoode export --policy latest` does and scored by
-    `es.evaluate_policy`. The returns are cached in `<logdir>/final_evaluation.json` with
-    the checkpoint they score. None if that checkpoint is no longer kept (the run went on
-    past the budget).
+    scored as `keras-odetoode evaluate CHECKPOINT --policy latest` scores it. The returns
+    are cached in `<logdir>/final_evaluation.json` with the checkpoint they score. None if
+    that checkpoint is no longer kept (the run went on past the budget).
     """
-    import tempfile
-
-    from keras_odetoode import export, export_sources
     from keras_odetoode.atomic import write_text_atomic
-    from keras_odetoode.es import checkpoint, evaluate_policy
+    from keras_odetoode.es import checkpoint, evaluation
 
     iteration = len(up_to_budget(read_progress(logdir), budget)["iteration"])
     path = checkpoint.checkpoint_path(os.path.join(logdir, "checkpoints"), iteration)
@@ -175,12 +170,7 @@ def evaluate_final(logdir, budget, episodes):
             return np.array(cached["returns"])
     if not os.path.exists(path):
         return None
-    model, metadata, _, _ = export_sources.load_source(path, policy="latest")
-    with tempfile.TemporaryDirectory() as tmp:
-        policy = os.path.join(tmp, "policy")
-        input_name, output_name = export_sources.signature_names(metadata)
-        export.export_saved_model(model, policy, input_name=input_name, output_name=output_name, metadata=metadata)
-        returns = evaluate_policy(policy, episodes=episodes, seed=0)
+    returns = evaluation.evaluate_run(path, policy="latest", episodes=episodes, seed=0)
     write_text_atomic(cache, json.dumps({**record, "returns": returns.tolist()}, indent=2))
     return returns
 

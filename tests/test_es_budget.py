@@ -126,8 +126,8 @@ def test_the_final_policy_is_the_checkpoint_at_the_budget_scored_as_the_cli_scor
     def scored_by_the_cli(iteration):
         ckpt = checkpoint.checkpoint_path(os.path.join(logdir, "checkpoints"), iteration)
         exported = str(tmp_path / f"policy-{iteration}")
-        assert cli(["export", ckpt, exported, "--policy", "latest"]) == 0
-        return es.evaluate_policy(exported, episodes=3, seed=0)
+        assert cli(["export", ckpt, exported, "--policy", "latest"]) == 0  # what a user would export …
+        return es.evaluate_policy(exported, episodes=3, seed=0)  # … and score
 
     at_400, at_700 = scored_by_the_cli(2), scored_by_the_cli(3)
     assert not np.allclose(at_400, at_700)  # the two checkpoints are told apart

@@ -125,6 +125,21 @@ def test_dm_control_es_end_to_end(tmp_path, capsys):
     assert run_cli(["evaluate", export, "--env", env_id, "--episodes", "1", "--seed", str(seed)]) == 0
     assert capsys.readouterr().out.startswith(f"{env_id}: {returns[0]:.3f} ± 0.000 over 1 episodes")
 
+    # The run itself is scored as its export: its best policy by default, its latest centre with --policy latest.
+    np.testing.assert_allclose(evaluation.evaluate_run(logdir, "best", episodes=1, seed=seed), returns, rtol=1e-6)
+    assert run_cli(["evaluate", logdir, "--episodes", "1", "--seed", str(seed)]) == 0
+    assert capsys.readouterr().out.startswith(f"{env_id}: {returns[0]:.3f} ± 0.000 over 1 episodes")
+    latest = str(tmp_path / "latest")
+    assert run_cli(["export", logdir, latest, "--policy", "latest"]) == 0
+    expected = evaluation.evaluate_policy(latest, episodes=2, seed=7)
+    ckpt = checkpoint.list_checkpoints(os.path.join(logdir, "checkpoints"))[-1]
+    np.testing.assert_allclose(evaluation.evaluate_run(ckpt, "latest", episodes=2, seed=7), expected, rtol=1e-6)
+    capsys.readouterr()
+    assert run_cli(["evaluate", logdir, "--policy", "latest", "--episodes", "2", "--seed", "7"]) == 0
+    assert capsys.readouterr().out.startswith(f"{env_id}: {expected.mean():.3f} ± {expected.std():.3f} over 2")
+    with pytest.raises(ValueError, match="--policy picks a policy of an ES run directory or checkpoint"):
+        cli.main(["evaluate", export, "--policy", "latest"])
+
 
 policy_fn = functools.partial(policies.build_policy, "odetoode", 8, 2, hidden=4, seed=0)
 env_fn = envs.env_factory("Swimmer-v5", 15)

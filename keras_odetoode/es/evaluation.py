@@ -1,10 +1,10 @@
-"""Score a policy exported by this package on fresh episodes of its environment."""
+"""Score an ES policy on fresh episodes of its environment: an exported one, or a run's."""
 
 import os
 
 import numpy as np
 
-from keras_odetoode.checks import check_integer
+from keras_odetoode.checks import check_choice, check_integer
 from keras_odetoode.errors import InputError
 from keras_odetoode.es import envs
 
@@ -38,7 +38,7 @@ def _shape(shape):
 
 
 def env_of(path, env_id=None):
-    """The environment id to evaluate `path` on: `env_id`, or the one its metadata names.
+    """The environment id to evaluate `path` on: `env_id`, or the one its run or metadata names.
 
     Raises:
         InputError: `env_id` is None and the metadata names no environment; the
@@ -48,6 +48,14 @@ def env_of(path, env_id=None):
 
     if env_id is not None:
         return env_id
+    if is_run(path):
+        from keras_odetoode.es import checkpoint
+
+        run = (
+            checkpoint.load(path) if os.path.isfile(path) else checkpoint.load_latest(os.path.join(path, "checkpoints"))
+        )
+        if run is not None:
+            return run.config["env_id"]
     metadata = load_metadata(path)
     check_is_policy(path, metadata)
     env_id = metadata.get("env_id")
@@ -110,3 +118,50 @@ def evaluate_policy(path, env_id=None, episodes=10, seed=0, episode_length=None)
     finally:
         env.close()
     return np.asarray(returns, np.float64)
+
+
+def is_run(path):
+    """Whether `path` is an ES run directory (it holds `checkpoints/`) or an ES checkpoint file."""
+    from keras_odetoode import export_sources
+
+    if os.path.isfile(path):
+        return path.endswith(".npz")
+    return os.path.isdir(os.path.join(path, export_sources.CHECKPOINT_DIR))
+
+
+def evaluate_run(source, policy="latest", env_id=None, episodes=10, seed=0, episode_length=None):
+    """Returns of `episodes` episodes of a policy of the ES run `source`, as its export would score.
+
+    The policy is exported to a temporary SavedModel exactly as
+    `keras-odetoode export SOURCE --policy POLICY` writes it, and scored by
+    `evaluate_policy`: the number a user gets from exporting and evaluating.
+
+    Args:
+        source: an ES run directory (its newest checkpoint) or a checkpoint (ckpt-*.npz).
+        policy: "latest", the centre after the checkpoint's last iteration, or "best",
+            the best evaluated centre so far (the one `keras-odetoode es` exports).
+        env_id, episodes, seed, episode_length: as in `evaluate_policy`; the
+            environment and episode length default to the run's.
+
+    Returns:
+        float64 array of shape (episodes,).
+    """
+    import tempfile
+
+    from keras_odetoode import export, export_sources
+
+    check_choice("policy", policy, ("latest", "best"))
+    model, metadata, command, result = export_sources.load_source(source, policy=policy)
+    input_name, output_name = export_sources.signature_names(metadata)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "policy")
+        export.export_saved_model(
+            model,
+            path,
+            input_name=input_name,
+            output_name=output_name,
+            metadata=metadata,
+            training_command=command,
+            result=result,
+        )
+        return evaluate_policy(path, env_id=env_id, episodes=episodes, seed=seed, episode_length=episode_length)
