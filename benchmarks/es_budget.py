@@ -21,7 +21,7 @@ Writes:
   noisy reading where the curve oscillates. So the table also gives the policy each run
   ended with (θ after the budget's last update), scored over `--eval-episodes` episodes
   (reset seeds 0, 1, …) as `keras-odetoode evaluate RUN --policy latest` scores it; the
-  score is kept in the run directory (`final_evaluation.json`) and not recomputed.
+  score is kept in the run directory (`scores.json`) and not recomputed.
 * `es_budget.png`: centre return against environment steps (top) and against wall time
   (bottom), mean ± std over seeds; the wall-time curves end at the fastest seed's end.
 * `command.json`: the command, its duration and the versions it ran with.
@@ -63,8 +63,6 @@ CONFIGS = {
 }
 #: The fractions of the budget the table reports the return at.
 FRACTIONS = (0.25, 0.5, 1.0)
-#: Where a run directory keeps its final policy's evaluation (`evaluate_final`).
-EVALUATION_FILE = "final_evaluation.json"
 
 
 def run_dir(out, env_id, name, seed):
@@ -151,28 +149,14 @@ def up_to_budget(progress, budget):
 def evaluate_final(logdir, budget, episodes):
     """Returns of `episodes` episodes (reset seeds 0 … episodes − 1) of the policy the run had after `budget`.
 
-    That policy is the centre after the iteration that reached the budget (its checkpoint),
-    scored as `keras-odetoode evaluate CHECKPOINT --policy latest` scores it. The returns
-    are cached in `<logdir>/final_evaluation.json` with the checkpoint they score. None if
-    that checkpoint is no longer kept (the run went on past the budget).
+    That policy is the centre after the iteration that reached the budget, scored as
+    `keras-odetoode evaluate CHECKPOINT --policy latest` scores it (`es.runs.score_checkpoint`,
+    which keeps the scores in the run directory). None if that checkpoint is no longer
+    kept (the run went on past the budget).
     """
-    from keras_odetoode.atomic import write_text_atomic
-    from keras_odetoode.es import checkpoint, evaluation
+    from keras_odetoode.es import runs
 
-    iteration = len(up_to_budget(read_progress(logdir), budget)["iteration"])
-    path = checkpoint.checkpoint_path(os.path.join(logdir, "checkpoints"), iteration)
-    record = {"checkpoint": os.path.basename(path), "episodes": episodes, "first_seed": 0}
-    cache = os.path.join(logdir, EVALUATION_FILE)
-    if os.path.exists(cache):
-        with open(cache) as f:
-            cached = json.load(f)
-        if {key: cached.get(key) for key in record} == record:
-            return np.array(cached["returns"])
-    if not os.path.exists(path):
-        return None
-    returns = evaluation.evaluate_run(path, policy="latest", episodes=episodes, seed=0)
-    write_text_atomic(cache, json.dumps({**record, "returns": returns.tolist()}, indent=2))
-    return returns
+    return runs.score_checkpoint(logdir, len(up_to_budget(read_progress(logdir), budget)["iteration"]), episodes)
 
 
 def summarize(progresses, budget, finals=None):

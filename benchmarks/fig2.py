@@ -5,12 +5,16 @@ episode length, seeds); baselines are scaled to at least ODEtoODE's parameter co
 (§5.1.1, `match_params=True`). Each run is a resumable ES run directory, so an
 interrupted sweep continues where it stopped and finished runs are not repeated.
 Writes `table.md` / `table.csv` (mean ± std over seeds of the final and the best
-centre-policy return) and `fig2.png` (mean ± std learning curves, like Fig. 2).
-std is over seeds with ddof = 0 (numpy's default): with 3 seeds the sample std is
-√(3/2) ≈ 1.22× larger. Each iteration's centre return is one episode of the centre policy, run before
-that iteration's update: "final" is the last of these (the centre before the last
-update) and "best" the highest single episode, which overstates the policy's
-expected return because it is the maximum of noisy measurements.
+centre-policy return, and of the final policy's score) and `fig2.png` (mean ± std
+learning curves, like Fig. 2). std is over seeds with ddof = 0 (numpy's default): with
+3 seeds the sample std is √(3/2) ≈ 1.22× larger. Each iteration's centre return is one
+episode of the centre policy, run before that iteration's update: "final" is the last
+of these (the centre before the last update) and "best" the highest single episode,
+which overstates the policy's expected return because it is the maximum of noisy
+measurements. The final policy (the centre after the last update) is scored over
+`--eval-episodes` episodes (reset seeds 0, 1, …) as `keras-odetoode evaluate RUN --policy
+latest` scores it (`es.runs.score_checkpoint`, kept in the run directory); the table
+ranks the policies of each task by that score.
 
     python benchmarks/fig2.py --envs Swimmer-v5 HalfCheetah-v5 --seeds 0 1 2 \\
         --iterations 30 --perturbations 50 --out benchmarks/results/fig2
@@ -30,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from keras_odetoode import es  # noqa: E402
+from keras_odetoode.es import runs  # noqa: E402
 
 POLICY_LABELS = {
     "odetoode": "ODEtoODE",
@@ -42,7 +47,7 @@ POLICY_LABELS = {
 
 
 def run_one(env_id, policy, seed, args):
-    """Train (or resume, or skip if finished) one ES run; returns its history."""
+    """Train (or resume, or skip if finished) one ES run; returns its directory and history."""
     logdir = os.path.join(args.out, "runs", f"{env_id.replace('/', '_')}-{policy}-s{seed}")
     config = es.ESConfig(
         env_id=env_id,
@@ -59,7 +64,7 @@ def run_one(env_id, policy, seed, args):
     policy_fn = functools.partial(es.build_policy, policy, info.obs_dim, info.act_dim, **config.policy_kwargs)
     previous = es.checkpoint.load_latest(os.path.join(logdir, "checkpoints")) if os.path.isdir(logdir) else None
     if previous is not None and previous.state.iteration >= args.iterations:
-        return previous.history
+        return logdir, previous.history
     backend = es.make_backend("local", es.env_factory(env_id, args.episode_length), policy_fn, workers=args.workers)
     try:
         result = es.train(
@@ -67,7 +72,7 @@ def run_one(env_id, policy, seed, args):
         )
     finally:
         backend.close()
-    return result.history
+    return logdir, result.history
 
 
 def summarize(histories, iterations):
@@ -76,11 +81,13 @@ def summarize(histories, iterations):
     return curves, curves[:, -1], np.nanmax(curves, axis=1)
 
 
-def write_outputs(results, args, seconds):
+def write_outputs(results, finals, args, seconds):
+    """table.csv, table.md, command.json and fig2.png; `finals`: {(task, policy): [final scores per seed]}."""
     os.makedirs(args.out, exist_ok=True)
     rows = []
     for (env_id, policy), histories in results.items():
         _, final, best = summarize(histories, args.iterations)
+        scores = np.array([np.nan if f is None else f.mean() for f in finals.get((env_id, policy), [])])
         rows.append(
             {
                 "task": env_id,
@@ -89,6 +96,8 @@ def write_outputs(results, args, seconds):
                 "final_std": final.std(),
                 "best_mean": best.mean(),
                 "best_std": best.std(),
+                "final_policy_mean": scores.mean() if scores.size else np.nan,
+                "final_policy_std": scores.std() if scores.size else np.nan,
                 "seeds": len(final),
             }
         )
@@ -96,19 +105,38 @@ def write_outputs(results, args, seconds):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    episodes = args.eval_episodes
+    keys = ["final", "best"] + (["final_policy"] if episodes else [])
+    headers = ["final return", "best return"] + ([f"final policy, {episodes} episodes"] if episodes else [])
+    what = "Final and best return: one centre episode each" + (
+        f"; final policy: the mean of {episodes} episodes (reset seeds 0, 1, …) of the policy a run ended with"
+        if episodes
+        else ""
+    )
     lines = [
-        "| task | policy | final return (mean ± std) | best return (mean ± std) | seeds |",
-        "|---|---|---|---|---|",
+        f"{args.iterations} ES iterations, k = {args.perturbations}, mean ± std over seeds (ddof = 0). {what}.",
+        "",
+        f"| task | policy | {' | '.join(headers)} | seeds |",
+        "|---|---|" + "---|" * len(keys) + "---|",
     ]
     for r in rows:
-        lines.append(
-            f"| {r['task']} | {r['policy']} | {r['final_mean']:.1f} ± {r['final_std']:.1f} | "
-            f"{r['best_mean']:.1f} ± {r['best_std']:.1f} | {r['seeds']} |"
-        )
+        cells = " | ".join(f"{r[f'{key}_mean']:.1f} ± {r[f'{key}_std']:.1f}" for key in keys)
+        lines.append(f"| {r['task']} | {r['policy']} | {cells} | {r['seeds']} |")
+    if episodes:
+        lines.append("")
+        for env_id in dict.fromkeys(r["task"] for r in rows):
+            ranked = sorted(
+                (r for r in rows if r["task"] == env_id),
+                key=lambda r: -np.nan_to_num(r["final_policy_mean"], nan=-np.inf),
+            )
+            lines.append(
+                f"- {env_id}, ranked by the final policy's score: "
+                + " > ".join(f"{r['policy']} ({r['final_policy_mean']:.1f})" for r in ranked)
+            )
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(args.out, "command.json"), "w") as f:
-        json.dump({"command": "python " + " ".join(sys.argv), "seconds": round(seconds, 1)}, f, indent=2)
+        json.dump({"command": "python " + " ".join(args.argv), "seconds": round(seconds, 1)}, f, indent=2)
     plot(results, args)
     print("\n".join(lines))
 
@@ -138,7 +166,7 @@ def plot(results, args):
     fig.savefig(os.path.join(args.out, "fig2.png"), dpi=100)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=["Swimmer-v5", "HalfCheetah-v5"])
     parser.add_argument("--policies", nargs="+", default=list(POLICY_LABELS), choices=list(POLICY_LABELS))
@@ -153,23 +181,32 @@ def main():
     parser.add_argument("--episode-length", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=0, help="0: in-process; N: N worker processes")
     parser.add_argument("--out", default="benchmarks/results/fig2")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--eval-episodes", type=int, default=10, help="episodes scoring each run's final policy (0: none)"
+    )
+    args = parser.parse_args(argv)
+    args.argv = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
+    if args.eval_episodes < 0:
+        parser.error(f"--eval-episodes must be ≥ 0 (0: no final evaluation). Received: {args.eval_episodes}")
 
     start = time.time()
-    results = {}
+    results, finals = {}, {}
     for env_id in args.envs:
         for policy in args.policies:
-            histories = []
+            histories, scores = [], []
             for seed in args.seeds:
                 t = time.time()
-                histories.append(run_one(env_id, policy, seed, args))
-                print(
-                    f"{env_id} {policy} seed {seed}: final {histories[-1][-1]['reward_centre']:.1f} "
-                    f"({time.time() - t:.0f} s)",
-                    flush=True,
-                )
+                logdir, history = run_one(env_id, policy, seed, args)
+                histories.append(history)
+                line = f"{env_id} {policy} seed {seed}: final {history[args.iterations - 1]['reward_centre']:.1f}"
+                if args.eval_episodes:
+                    scores.append(runs.score_checkpoint(logdir, args.iterations, args.eval_episodes))
+                    if scores[-1] is not None:
+                        line += f", final policy {scores[-1].mean():.1f} over {args.eval_episodes} episodes"
+                print(f"{line} ({time.time() - t:.0f} s)", flush=True)
             results[(env_id, policy)] = histories
-    write_outputs(results, args, time.time() - start)
+            finals[(env_id, policy)] = scores
+    write_outputs(results, finals, args, time.time() - start)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keras_odetoode import es
-from keras_odetoode.es import checkpoint, trainer
+from keras_odetoode.es import checkpoint, runs, trainer
 
 BUDGET = 1000
 
@@ -131,12 +131,15 @@ def test_the_final_policy_is_the_checkpoint_at_the_budget_scored_as_the_cli_scor
 
     at_400, at_700 = scored_by_the_cli(2), scored_by_the_cli(3)
     assert not np.allclose(at_400, at_700)  # the two checkpoints are told apart
-    cache = os.path.join(logdir, es_budget.EVALUATION_FILE)
-    with open(cache) as f:
-        assert json.load(f)["checkpoint"] == "ckpt-000003.npz"  # the last main() scored its own budget
+    cache = os.path.join(logdir, runs.SCORES_FILE)
+    with open(cache) as f:  # both main() calls scored their own budget's checkpoint
+        assert sorted(json.load(f)) == ["ckpt-000002.npz episodes=3 seed=0", "ckpt-000003.npz episodes=3 seed=0"]
     written = os.path.getmtime(cache)
+    np.testing.assert_allclose(es_budget.evaluate_final(logdir, 400, 3), at_400, rtol=1e-6)
     np.testing.assert_allclose(es_budget.evaluate_final(logdir, 700, 3), at_700, rtol=1e-6)
-    assert os.path.getmtime(cache) == written  # cached, not scored again
+    assert os.path.getmtime(cache) == written  # read, not scored again
     with open(os.path.join(out, "table.md")) as f:
         assert f"| {at_700.mean():.1f} ± 0.0 | 3 | 1,020 |" in f.read()
-    np.testing.assert_allclose(es_budget.evaluate_final(logdir, 400, 3), at_400, rtol=1e-6)
+    for kept in checkpoint.list_checkpoints(os.path.join(logdir, "checkpoints"))[:-1]:
+        os.remove(kept)
+    assert es_budget.evaluate_final(logdir, 400, 5) is None  # ckpt-2 is gone and was not scored with 5 episodes

@@ -12,10 +12,14 @@ import os
 import shlex
 import sys
 
+import numpy as np
+
 from keras_odetoode.es import backends, checkpoint, envs, policies, rollouts, trainer
 
 EXPORT_DIR = "policy"
 EXIT_INTERRUPTED = 130
+#: where `score_checkpoint` keeps the scores of a run's checkpoints
+SCORES_FILE = "scores.json"
 
 
 def default_logdir(env_id, policy, seed):
@@ -249,3 +253,35 @@ def export_best(result, policy_fn, info, logdir):
     export_dir = os.path.join(logdir, EXPORT_DIR)
     trainer.export_policy(policy_fn, best["params"], best["obs_mean"], best["obs_variance"], export_dir, metadata)
     return export_dir
+
+
+def score_checkpoint(logdir, iteration, episodes=10, seed=0):
+    """Returns of `episodes` episodes of the centre policy after `iteration` iterations of the run in `logdir`.
+
+    The centre of checkpoint `iteration` is scored as `keras-odetoode evaluate
+    CHECKPOINT --policy latest` scores it (`evaluation.evaluate_run`), episode i reset
+    with seed `seed + i`. Scores are kept in `<logdir>/scores.json` (written
+    atomically) and read from there when asked again.
+
+    Returns:
+        float64 array of shape (episodes,), or None if that checkpoint is no longer
+        kept (a run keeps its newest few).
+    """
+    import json
+
+    from keras_odetoode.atomic import write_text_atomic
+    from keras_odetoode.es import evaluation
+
+    path = checkpoint.checkpoint_path(os.path.join(logdir, "checkpoints"), iteration)
+    key = f"{os.path.basename(path)} episodes={episodes} seed={seed}"
+    cache = os.path.join(logdir, SCORES_FILE)
+    scores = {}
+    if os.path.exists(cache):
+        with open(cache) as f:
+            scores = json.load(f)
+    if key not in scores:
+        if not os.path.exists(path):
+            return None
+        scores[key] = evaluation.evaluate_run(path, policy="latest", episodes=episodes, seed=seed).tolist()
+        write_text_atomic(cache, json.dumps(scores, indent=2))
+    return np.asarray(scores[key], np.float64)

@@ -1,0 +1,50 @@
+"""benchmarks/fig2.py on a tiny sweep: its table against the runs' own records and scores."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from keras_odetoode.es import checkpoint, evaluation
+
+
+def test_a_tiny_fig2_table_holds_the_runs_returns_and_final_scores(tmp_path, load_benchmark, monkeypatch):
+    monkeypatch.setenv("MUJOCO_GL", "disable")
+    fig2 = load_benchmark("fig2")
+    out = str(tmp_path / "fig2")
+    argv = ["--envs", "Swimmer-v5", "--policies", "odetoode", "deepnet", "--seeds", "0", "1", "--iterations", "3",
+            "--perturbations", "2", "--episode-length", "8", "--eval-episodes", "2", "--out", out]  # fmt: skip
+    fig2.main(argv)
+    with open(os.path.join(out, "table.csv"), newline="") as f:
+        rows = {row["policy"]: row for row in csv.DictReader(f)}
+    assert set(rows) == {"ODEtoODE", "DeepNet"} and {"fig2.png", "table.md", "command.json"} <= set(os.listdir(out))
+    for policy, label in (("odetoode", "ODEtoODE"), ("deepnet", "DeepNet")):
+        finals, bests, scores = [], [], []
+        for seed in (0, 1):
+            logdir = os.path.join(out, "runs", f"Swimmer-v5-{policy}-s{seed}")
+            run = checkpoint.load_latest(os.path.join(logdir, "checkpoints"))
+            rewards = [row["reward_centre"] for row in run.history]
+            finals.append(rewards[-1])
+            bests.append(max(rewards))
+            scores.append(evaluation.evaluate_run(logdir, "latest", episodes=2, seed=0).mean())
+        row = rows[label]
+        assert float(row["final_mean"]) == pytest.approx(np.mean(finals))
+        assert float(row["best_std"]) == pytest.approx(np.std(bests))
+        assert float(row["final_policy_mean"]) == pytest.approx(np.mean(scores), rel=1e-6)
+        assert float(row["final_policy_std"]) == pytest.approx(np.std(scores), rel=1e-5, abs=1e-9)
+    table = open(os.path.join(out, "table.md")).read()
+    ranked = sorted(rows.values(), key=lambda r: -float(r["final_policy_mean"]))
+    assert f"- Swimmer-v5, ranked by the final policy's score: {ranked[0]['policy']} (" in table
+    assert "| task | policy | final return | best return | final policy, 2 episodes | seeds |" in table
+
+    # Run again: nothing is trained or scored again.
+    written = {p: os.path.getmtime(p) for p in _files(out, (".npz", "scores.json"))}
+    fig2.main(argv)
+    assert {p: os.path.getmtime(p) for p in _files(out, (".npz", "scores.json"))} == written
+    fig2.main(argv[:-4] + ["--eval-episodes", "0", "--out", out])
+    assert "final policy" not in open(os.path.join(out, "table.md")).read()
+
+
+def _files(top, endings):
+    return [os.path.join(r, n) for r, _, names in os.walk(top) for n in names if n.endswith(endings)]
