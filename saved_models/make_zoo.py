@@ -206,7 +206,8 @@ def training_of(run, metadata):
         "last_iterations": len(last),
         "gain_over_last_fifth": gain,
         "plateaued": None if gain is None else gain <= runs.PLATEAU_GAIN,
-        "continue_command": command and runs.continue_command(command, 2 * len(rows)),
+        "continue_command": command
+        and runs.continue_command(command, 2 * len(rows), runs.schedule_horizon(metadata.get("config"))),
     }
 
 

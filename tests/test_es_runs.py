@@ -28,6 +28,28 @@ def test_continue_command_replaces_iterations_and_resume(command, expected):
     assert runs.continue_command(command, 8) == expected
 
 
+def test_a_schedule_keeps_its_horizon_in_the_command_that_continues():
+    assert runs.continue_command("keras-odetoode es --env E --iterations 5", 10, 5) == (
+        "keras-odetoode es --env E --lr-decay-iterations 5 --resume --iterations 10"
+    )
+    given = "keras-odetoode es --env E --lr-decay-iterations=7 --iterations 5"
+    assert (
+        runs.continue_command(given, 10, 7)
+        == "keras-odetoode es --env E --lr-decay-iterations=7 --resume --iterations 10"
+    )
+    history = [{"reward_centre": r} for r in (1.0, 2.0, 3.0)]
+    config = {"lr_schedule": "linear", "lr_decay_iterations": 3, "lr_final": 0.001}
+    assert runs.learning_summary(history, "r", "keras-odetoode es --iterations 3", config).endswith(
+        "to continue: keras-odetoode es --lr-decay-iterations 3 --resume --iterations 6 "
+        "(the linear schedule ends at iteration 3: the learning rate stays at 0.001 after it)"
+    )
+    constant = {"lr_schedule": "constant", "lr_decay_iterations": None, "lr_final": None}
+    assert runs.learning_summary(history, "r", "keras-odetoode es --iterations 3", constant).endswith(
+        "to continue: keras-odetoode es --resume --iterations 6"
+    )
+    assert runs.schedule_horizon(None) is None and runs.schedule_horizon(config) == 3
+
+
 def test_plateau_gain_compares_the_ends_of_the_last_fifth():
     # 50 iterations: the last fifth is iterations 41-50; its end (46-50) against the 5 before it (36-40).
     rising = [0.0] * 35 + [100.0] * 10 + [110.0] * 5

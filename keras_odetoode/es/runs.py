@@ -156,7 +156,7 @@ def run(
         f"Best centre reward {result.best['reward']:.3f} at iteration {result.best['iteration']} of "
         f"{result.state.iteration} (progress.csv); policy exported to {export_dir}"
     )
-    log(learning_summary(result.history, logdir, result.commands[0] if result.commands else None))
+    log(learning_summary(result.history, logdir, result.commands[0] if result.commands else None, result.config))
     return 0
 
 
@@ -164,11 +164,13 @@ def run(
 SUMMARY_ITERATIONS = 5
 
 
-def learning_summary(history, logdir, command=None):
+def learning_summary(history, logdir, command=None, config=None):
     """One line: the centre reward at the first iteration and over the last few, and how to go on.
 
     The centre policy's return is one episode per iteration, so the end of the curve is
-    the mean of its last `SUMMARY_ITERATIONS` iterations.
+    the mean of its last `SUMMARY_ITERATIONS` iterations. `config` (the run's, as its
+    checkpoint records it) tells whether the learning rate follows a schedule, whose
+    horizon the command that continues the run must keep.
     """
     rewards = [row["reward_centre"] for row in history]
     last = rewards[-SUMMARY_ITERATIONS:]
@@ -178,7 +180,21 @@ def learning_summary(history, logdir, command=None):
     )
     if command is None:
         return line + "."
-    return line + f"; to continue: {continue_command(command, 2 * len(history))}"
+    horizon = schedule_horizon(config)
+    line += f"; to continue: {continue_command(command, 2 * len(history), horizon)}"
+    if horizon is not None and 2 * len(history) > horizon:
+        line += (
+            f" (the {config['lr_schedule']} schedule ends at iteration {horizon}: the learning rate stays at "
+            f"{config['lr_final']:g} after it)"
+        )
+    return line
+
+
+def schedule_horizon(config):
+    """The iterations a run's learning-rate schedule decays over; None for a constant rate (or no config)."""
+    if not config or config.get("lr_schedule", "constant") == "constant":
+        return None
+    return config["lr_decay_iterations"]
 
 
 #: the zoo's plateau rule: a run has plateaued when its centre return gained at most this
@@ -211,8 +227,13 @@ def plateau_gain(rewards, fraction=PLATEAU_FRACTION, window=SUMMARY_ITERATIONS):
     return (after - before) / abs(before)
 
 
-def continue_command(command, iterations):
-    """`command` (a shell string, as recorded) with `--resume` and `--iterations iterations`."""
+def continue_command(command, iterations, lr_decay_iterations=None):
+    """`command` (a shell string, as recorded) with `--resume` and `--iterations iterations`.
+
+    A run whose learning rate follows a schedule resumes only with the horizon it
+    started with: `--lr-decay-iterations lr_decay_iterations` is added unless the
+    command gives it (by default the horizon is `--iterations`, which changes).
+    """
     words = shlex.split(command)
     kept = []
     while words:
@@ -221,7 +242,10 @@ def continue_command(command, iterations):
             words = words[1:]  # and its value
         elif not (word.startswith(("--iterations=", "--resume=")) or word == "--resume"):
             kept.append(word)
-    return shlex.join([*kept, "--resume", "--iterations", str(iterations)])
+    horizon = []
+    if lr_decay_iterations is not None and not any(w.split("=")[0] == "--lr-decay-iterations" for w in kept):
+        horizon = ["--lr-decay-iterations", str(lr_decay_iterations)]
+    return shlex.join([*kept, *horizon, "--resume", "--iterations", str(iterations)])
 
 
 def export_best(result, policy_fn, info, logdir):
