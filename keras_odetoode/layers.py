@@ -371,7 +371,7 @@ class NANODE(NonAutonomousODE):
             use_bias=use_bias,
             **kwargs,
         )
-        self.degree = degree
+        self.degree = flow.degree  # checked: a Python int
         self.seed = seed
 
     def get_config(self):
@@ -416,8 +416,8 @@ class HyperNetODE(NonAutonomousODE):
             use_bias=use_bias,
             **kwargs,
         )
-        self.num_gates = num_gates
-        self.hidden_units = hidden_units
+        self.num_gates = flow.num_gates  # checked: Python ints
+        self.hidden_units = flow.hidden_units
         self.seed = seed
 
     def get_config(self):

@@ -285,17 +285,23 @@ def test_booleans_are_not_integer_hyperparameters(make):
 
 
 @pytest.mark.parametrize(
-    "make",
+    "make, name, value",
     [
-        lambda: layers.ODEtoODE(flow="gated", num_gates=np.int64(2)),
-        lambda: layers.StiefelDense(np.int64(3)),
-        lambda: layers.DeepNet(np.int64(2)),
-        lambda: layers.NANODE(degree=np.int64(1)),
+        (lambda: layers.ODEtoODE(flow="gated", num_gates=np.int64(2)), "num_gates", 2),
+        (lambda: layers.StiefelDense(np.int64(3)), "units", 3),
+        (lambda: layers.DeepNet(np.int64(2)), "depth", 2),
+        (lambda: layers.NANODE(degree=np.int64(1)), "degree", 1),
+        (lambda: layers.HyperNetODE(num_gates=np.int64(2)), "num_gates", 2),
+        (lambda: layers.HyperNetODE(hidden_units=np.int64(8)), "hidden_units", 8),
     ],
-    ids=["num_gates", "units", "depth", "degree"],
+    ids=["num_gates", "units", "depth", "degree", "hypernet-num_gates", "hypernet-hidden_units"],
 )
-def test_numpy_integers_are_integer_hyperparameters(make):
-    make()
+def test_numpy_integers_are_integer_hyperparameters(make, name, value):
+    import json
+
+    config = make().get_config()
+    assert config[name] == value
+    assert json.loads(json.dumps(config))[name] == value  # the config stays serializable (.keras files)
 
 
 def test_num_gates_is_validated_for_every_flow():
