@@ -14,7 +14,9 @@ which overstates the policy's expected return because it is the maximum of noisy
 measurements. The final policy (the centre after the last update) is scored over
 `--eval-episodes` episodes (reset seeds 0, 1, …) as `keras-odetoode evaluate RUN --policy
 latest` scores it (`es.runs.score_checkpoint`, kept in the run directory); the table
-ranks the policies of each task by that score.
+ranks the policies of each task by that score. Wall time is the mean over seeds of the
+iterations' rollouts and updates (progress.csv's `total_seconds`; checkpoints and logs
+not included), comparable only between runs that shared the machine alike.
 
     python benchmarks/fig2.py --envs Swimmer-v5 HalfCheetah-v5 --seeds 0 1 2 \\
         --iterations 30 --perturbations 50 --out benchmarks/results/fig2
@@ -98,6 +100,7 @@ def write_outputs(results, finals, args, seconds):
                 "best_std": best.std(),
                 "final_policy_mean": scores.mean() if scores.size else np.nan,
                 "final_policy_std": scores.std() if scores.size else np.nan,
+                "seconds_mean": np.mean([h[args.iterations - 1]["total_seconds"] for h in histories]),
                 "seeds": len(final),
             }
         )
@@ -116,12 +119,12 @@ def write_outputs(results, finals, args, seconds):
     lines = [
         f"{args.iterations} ES iterations, k = {args.perturbations}, mean ± std over seeds (ddof = 0). {what}.",
         "",
-        f"| task | policy | {' | '.join(headers)} | seeds |",
-        "|---|---|" + "---|" * len(keys) + "---|",
+        f"| task | policy | {' | '.join(headers)} | wall time (s) | seeds |",
+        "|---|---|" + "---|" * len(keys) + "---|---|",
     ]
     for r in rows:
         cells = " | ".join(f"{r[f'{key}_mean']:.1f} ± {r[f'{key}_std']:.1f}" for key in keys)
-        lines.append(f"| {r['task']} | {r['policy']} | {cells} | {r['seeds']} |")
+        lines.append(f"| {r['task']} | {r['policy']} | {cells} | {r['seconds_mean']:.0f} | {r['seeds']} |")
     if episodes:
         lines.append("")
         for env_id in dict.fromkeys(r["task"] for r in rows):

@@ -20,23 +20,25 @@ def test_a_tiny_fig2_table_holds_the_runs_returns_and_final_scores(tmp_path, loa
         rows = {row["policy"]: row for row in csv.DictReader(f)}
     assert set(rows) == {"ODEtoODE", "DeepNet"} and {"fig2.png", "table.md", "command.json"} <= set(os.listdir(out))
     for policy, label in (("odetoode", "ODEtoODE"), ("deepnet", "DeepNet")):
-        finals, bests, scores = [], [], []
+        finals, bests, scores, seconds = [], [], [], []
         for seed in (0, 1):
             logdir = os.path.join(out, "runs", f"Swimmer-v5-{policy}-s{seed}")
             run = checkpoint.load_latest(os.path.join(logdir, "checkpoints"))
             rewards = [row["reward_centre"] for row in run.history]
             finals.append(rewards[-1])
             bests.append(max(rewards))
+            seconds.append(run.history[-1]["total_seconds"])
             scores.append(evaluation.evaluate_run(logdir, "latest", episodes=2, seed=0).mean())
         row = rows[label]
         assert float(row["final_mean"]) == pytest.approx(np.mean(finals))
         assert float(row["best_std"]) == pytest.approx(np.std(bests))
         assert float(row["final_policy_mean"]) == pytest.approx(np.mean(scores), rel=1e-6)
         assert float(row["final_policy_std"]) == pytest.approx(np.std(scores), rel=1e-5, abs=1e-9)
+        assert float(row["seconds_mean"]) == pytest.approx(np.mean(seconds))
     table = open(os.path.join(out, "table.md")).read()
     ranked = sorted(rows.values(), key=lambda r: -float(r["final_policy_mean"]))
     assert f"- Swimmer-v5, ranked by the final policy's score: {ranked[0]['policy']} (" in table
-    assert "| task | policy | final return | best return | final policy, 2 episodes | seeds |" in table
+    assert "| task | policy | final return | best return | final policy, 2 episodes | wall time (s) | seeds |" in table
 
     # Run again: nothing is trained or scored again.
     written = {p: os.path.getmtime(p) for p in _files(out, (".npz", "scores.json"))}
