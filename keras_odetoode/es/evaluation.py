@@ -49,11 +49,11 @@ def env_of(path, env_id=None):
     if env_id is not None:
         return env_id
     if is_run(path):
+        from keras_odetoode import export_sources
         from keras_odetoode.es import checkpoint
 
-        run = (
-            checkpoint.load(path) if os.path.isfile(path) else checkpoint.load_latest(os.path.join(path, "checkpoints"))
-        )
+        directory = os.path.join(path, export_sources.CHECKPOINT_DIR)
+        run = checkpoint.load(path) if os.path.isfile(path) else checkpoint.load_latest(directory)
         if run is not None:
             return run.config["env_id"]
     metadata = load_metadata(path)
