@@ -218,10 +218,70 @@ def write_table(results, budget, out, finals=None, episodes=None):
             f"{r['env_steps_mean']:,.0f} | {r['seconds_mean']:.0f} ± {r['seconds_std']:.0f} | "
             f"{r['reached_budget']}/{r['seeds']} |"
         )
+    choice = choice_lines(rows) if finals is not None else []
+    if choice:
+        lines += ["", *choice]
     markdown = "\n".join(lines) + "\n"
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write(markdown)
     return markdown
+
+
+def mean_ranks(rows):
+    """{configuration: its rank by final-policy score (1 = best), averaged over the tasks}."""
+    ranks = {}
+    for task in dict.fromkeys(r["task"] for r in rows):
+        ranked = sorted(
+            (r for r in rows if r["task"] == task), key=lambda r: -np.nan_to_num(r["final_policy_mean"], nan=-np.inf)
+        )
+        for rank, r in enumerate(ranked, 1):
+            ranks.setdefault(r["config"], []).append(rank)
+    return {config: float(np.mean(values)) for config, values in ranks.items()}
+
+
+def choose(rows, baseline="paper"):
+    """The preset rule fixed in benchmarks/results/es_budget/README.md, applied to `write_table`'s rows.
+
+    A configuration learns clearly faster on a task if its mean final-policy score exceeds
+    `baseline`'s by more than the sum of the two stds over seeds. Returns (qualified,
+    preset, zoo): the configurations that do so on every task; among them the best mean
+    rank over the tasks (ties: the less wall time), or None; and the best mean rank
+    among the constant learning rates, `baseline` included (the zoo's).
+    """
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    by = {(r["task"], r["config"]): r for r in rows}
+    ranks = mean_ranks(rows)
+    seconds = {c: sum(by[t, c]["seconds_mean"] for t in tasks) for c in ranks}
+
+    def clearly_faster(config, task):
+        r, base = by[task, config], by[task, baseline]
+        return r["final_policy_mean"] - base["final_policy_mean"] > r["final_policy_std"] + base["final_policy_std"]
+
+    def best(configs):
+        return min(configs, key=lambda c: (ranks[c], seconds[c])) if configs else None
+
+    qualified = [c for c in ranks if c != baseline and all(clearly_faster(c, t) for t in tasks)]
+    constant = [c for c in ranks if CONFIGS.get(c, ({},))[0].get("lr_schedule", "constant") == "constant"]
+    return qualified, best(qualified), best(constant)
+
+
+def choice_lines(rows, baseline="paper"):
+    """What the preset rule chooses, as the lines under the table; none without `baseline` on every task."""
+    tasks = {r["task"] for r in rows}
+    if tasks != {r["task"] for r in rows if r["config"] == baseline}:
+        return []
+    qualified, preset, zoo = choose(rows, baseline)
+    ranks = mean_ranks(rows)
+    seeds = min(r["seeds"] for r in rows)
+    listed = ", ".join(f"{c} ({ranks[c]:g})" for c in sorted(ranks, key=ranks.get))
+    return [
+        f"Mean rank by final-policy score over the tasks: {listed}.",
+        "Clearly faster than the paper's settings on every task (mean above the paper's by more than the two "
+        f"stds): {', '.join(qualified) or 'none'}. The preset rule (README) chooses: "
+        + (f"**{preset}**" if preset else "none (paper stays the only preset)")
+        + f"; the zoo's constant learning rate: **{zoo}**"
+        + (f" (from {seeds} seed{'s' if seeds > 1 else ''}: the rule is for 3)." if seeds < 3 else "."),
+    ]
 
 
 def plot(results, budget, path):

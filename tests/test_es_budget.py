@@ -143,3 +143,31 @@ def test_the_final_policy_is_the_checkpoint_at_the_budget_scored_as_the_cli_scor
     for kept in checkpoint.list_checkpoints(os.path.join(logdir, "checkpoints"))[:-1]:
         os.remove(kept)
     assert es_budget.evaluate_final(logdir, 400, 5) is None  # ckpt-2 is gone and was not scored with 5 episodes
+
+
+def test_the_preset_rule_needs_a_clear_lead_on_every_task_then_takes_the_best_mean_rank(load_benchmark):
+    es_budget = load_benchmark("es_budget")
+    scores = {  # (task, configuration): final-policy mean, std over seeds, wall time
+        ("A", "paper"): (10, 1, 50), ("A", "k50"): (20, 2, 60), ("A", "k50-cosine"): (30, 1, 60), ("A", "k16"): (12, 2, 40),
+        ("B", "paper"): (100, 10, 50), ("B", "k50"): (150, 10, 60), ("B", "k50-cosine"): (115, 10, 60),
+        ("B", "k16"): (300, 50, 40),
+    }  # fmt: skip
+    rows = [
+        {"task": t, "config": c, "final_policy_mean": m, "final_policy_std": sd, "seconds_mean": w, "seeds": 3}
+        for (t, c), (m, sd, w) in scores.items()
+    ]
+    # Ranks: A cosine 1, k50 2, k16 3, paper 4; B k16 1, k50 2, cosine 3, paper 4.
+    assert es_budget.mean_ranks(rows) == {"k50-cosine": 2.0, "k50": 2.0, "k16": 2.0, "paper": 4.0}
+    # k50 leads the paper by more than the two stds on both (10 > 3, 50 > 20); cosine not on B (15 < 20),
+    # k16 not on A (2 < 3). Among the constant rates k50 and k16 tie on rank: k16 took less wall time.
+    assert es_budget.choose(rows) == (["k50"], "k50", "k16")
+    lines = es_budget.choice_lines(rows)
+    assert lines[1].endswith(
+        "stds): k50. The preset rule (README) chooses: **k50**; the zoo's constant learning rate: **k16**."
+    )
+    scores["B", "k50"] = (115, 10, 60)  # 15 < 20: no clear lead on B any more
+    rows = [dict(r, final_policy_mean=scores[r["task"], r["config"]][0]) for r in rows]
+    assert es_budget.choose(rows)[:2] == ([], None)
+    assert "chooses: none (paper stays the only preset)" in es_budget.choice_lines([dict(r, seeds=1) for r in rows])[1]
+    assert es_budget.choice_lines([dict(r, seeds=1) for r in rows])[1].endswith("(from 1 seed: the rule is for 3).")
+    assert es_budget.choice_lines([r for r in rows if (r["task"], r["config"]) != ("B", "paper")]) == []
