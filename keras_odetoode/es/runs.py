@@ -285,27 +285,31 @@ def score_checkpoint(logdir, iteration, episodes=10, seed=0):
     The centre of checkpoint `iteration` is scored as `keras-odetoode evaluate
     CHECKPOINT --policy latest` scores it (`evaluation.evaluate_run`), episode i reset
     with seed `seed + i`. Scores are kept in `<logdir>/scores.json` (written
-    atomically) and read from there when asked again.
+    atomically) under the checkpoint's name and content hash, and read from there when
+    the same checkpoint is asked for again.
 
     Returns:
         float64 array of shape (episodes,), or None if that checkpoint is no longer
         kept (a run keeps its newest few).
     """
+    import hashlib
     import json
 
     from keras_odetoode.atomic import write_text_atomic
     from keras_odetoode.es import evaluation
 
     path = checkpoint.checkpoint_path(os.path.join(logdir, "checkpoints"), iteration)
-    key = f"{os.path.basename(path)} episodes={episodes} seed={seed}"
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    key = f"{os.path.basename(path)} sha256:{digest} episodes={episodes} seed={seed}"
     cache = os.path.join(logdir, SCORES_FILE)
     scores = {}
     if os.path.exists(cache):
         with open(cache) as f:
             scores = json.load(f)
     if key not in scores:
-        if not os.path.exists(path):
-            return None
         scores[key] = evaluation.evaluate_run(path, policy="latest", episodes=episodes, seed=seed).tolist()
         write_text_atomic(cache, json.dumps(scores, indent=2))
     return np.asarray(scores[key], np.float64)
