@@ -15,9 +15,10 @@ Writes:
 * `table.md` / `table.csv`: per task and configuration, the centre-policy return of the
   first iteration at which the run had taken ¼, ½ and all of the budget, mean ± std over
   seeds; the iterations, environment steps and wall time (the sum of the iterations'
-  `seconds`: rollouts and update, not checkpoints nor logs) the runs took. std is over
-  seeds with ddof = 0 (numpy's default): with 3 seeds the sample std is √(3/2) ≈ 1.22×
-  larger. Each centre return is one episode, run before that iteration's update: a
+  `seconds`: rollouts and update, not checkpoints nor logs) the runs took, and the median
+  iteration's seconds per million steps (less sensitive to a busy spell on a shared
+  machine than the sum). std is over seeds with ddof = 0 (numpy's default): with 3 seeds
+  the sample std is √(3/2) ≈ 1.22× larger. Each centre return is one episode, run before that iteration's update: a
   noisy reading where the curve oscillates. So the table also gives the policy each run
   ended with (θ after the budget's last update), scored over `--eval-episodes` episodes
   (reset seeds 0, 1, …) as `keras-odetoode evaluate RUN --policy latest` scores it; the
@@ -174,6 +175,8 @@ def summarize(progresses, budget, finals=None):
     per_seed["iterations"] = np.array([len(r["iteration"]) for r in runs], float)
     per_seed["env_steps"] = np.array([r["total_env_steps"][-1] for r in runs])
     per_seed["seconds"] = np.array([r["total_seconds"][-1] for r in runs])
+    # Robust to a busy spell on a shared machine: the median iteration's seconds per million steps.
+    per_seed["seconds_per_m"] = np.array([np.median(r["seconds"] / r["env_steps"]) * 1e6 for r in runs])
     if finals is not None:
         per_seed["final_policy"] = np.array([np.nan if f is None else np.mean(f) for f in finals])
     summary = {"seeds": len(runs), "reached_budget": int(sum(r["total_env_steps"][-1] >= budget for r in runs))}
@@ -208,14 +211,16 @@ def write_table(results, budget, out, finals=None, episodes=None):
     lines = [
         f"Budget {budget:,} environment steps per run; mean ± std over seeds (ddof = 0).{note}",
         "",
-        f"| task | configuration | {' | '.join(headers)} | iterations | env steps | wall time (s) | seeds at budget |",
-        "|---|---|" + "---|" * len(keys) + "---|---|---|---|",
+        f"| task | configuration | {' | '.join(headers)} | iterations | env steps | wall time (s) "
+        "| s per M steps (median iteration) | seeds at budget |",
+        "|---|---|" + "---|" * len(keys) + "---|---|---|---|---|",
     ]
     for r in rows:
         returns = " | ".join(f"{r[f'{key}_mean']:.1f} ± {r[f'{key}_std']:.1f}" for key in keys)
         lines.append(
             f"| {r['task']} | {r['config']} | {returns} | {r['iterations_mean']:.0f} | "
             f"{r['env_steps_mean']:,.0f} | {r['seconds_mean']:.0f} ± {r['seconds_std']:.0f} | "
+            f"{r['seconds_per_m_mean']:.0f} | "
             f"{r['reached_budget']}/{r['seeds']} |"
         )
     choice = choice_lines(rows) if finals is not None else []

@@ -60,6 +60,7 @@ def test_the_return_at_a_budget_is_that_of_the_first_iteration_reaching_it(synth
     assert (summary["return_at_0.25_mean"], summary["return_at_0.5_mean"]) == (10.0, 11.0)
     assert (summary["iterations_mean"], summary["env_steps_mean"]) == (4.0, 1200.0)
     assert summary["seconds_mean"] == pytest.approx(np.mean([4.0, 8.0, 12.0]))  # 4 iterations of 1 + seed s
+    assert summary["seconds_per_m_mean"] == pytest.approx(np.mean([1.0, 2.0, 3.0]) / 300 * 1e6)  # 300 steps each
     assert (summary["seeds"], summary["reached_budget"]) == (3, 3)
     small = es_budget.summarize(results[("Swimmer-v5", "small")], BUDGET)
     assert small["return_at_1_mean"] == 10.0 + 2 * 8  # the 9th iteration, 1080 steps
@@ -70,7 +71,7 @@ def test_table_and_plot(synthetic, tmp_path):
     es_budget, results = synthetic
     markdown = es_budget.write_table(results, BUDGET, str(tmp_path))
     assert "mean ± std over seeds (ddof = 0)" in markdown
-    assert "| Swimmer-v5 | big | 10.0 ± 8.2 | 11.0 ± 8.2 | 13.0 ± 8.2 | 4 | 1,200 | 8 ± 3 | 3/3 |" in markdown
+    assert "| Swimmer-v5 | big | 10.0 ± 8.2 | 11.0 ± 8.2 | 13.0 ± 8.2 | 4 | 1,200 | 8 ± 3 | 6667 | 3/3 |" in markdown
     with open(tmp_path / "table.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [row["config"] for row in rows] == ["big", "small"] and float(rows[1]["return_at_1_mean"]) == 26.0
@@ -79,7 +80,8 @@ def test_table_and_plot(synthetic, tmp_path):
     markdown = es_budget.write_table(results, BUDGET, str(tmp_path), finals, episodes=2)
     # The final policy's column: per-seed means 2, 5, 10 → 5.67 ± std([2, 5, 10]) = 3.30; NaN where one is missing.
     assert (
-        "| Swimmer-v5 | big | 10.0 ± 8.2 | 11.0 ± 8.2 | 13.0 ± 8.2 | 5.7 ± 3.3 | 4 | 1,200 | 8 ± 3 | 3/3 |" in markdown
+        "| Swimmer-v5 | big | 10.0 ± 8.2 | 11.0 ± 8.2 | 13.0 ± 8.2 | 5.7 ± 3.3 | 4 | 1,200 | 8 ± 3 | 6667 | 3/3 |"
+        in markdown
     )
     assert "| Swimmer-v5 | small | 14.0 ± 8.2 | 18.0 ± 8.2 | 26.0 ± 8.2 | nan ± nan |" in markdown
     assert "final policy, 2 episodes" in markdown and "mean of 2 episodes (reset seeds 0…1)" in markdown
