@@ -25,6 +25,10 @@ Writes:
   score is kept in the run directory (`scores.json`) and not recomputed.
 * `es_budget.png`: centre return against environment steps (top) and against wall time
   (bottom), mean ± std over seeds; the wall-time curves end at the fastest seed's end.
+* `costs.json` (with `--cost-iterations N`): each configuration's seconds per million
+  environment steps, measured side by side (`measure_costs`): the sweep's own wall times
+  are only as good as the machine was quiet during hours of runs. With it, the table
+  gives each run's steps at that cost, and the plot's wall time is that.
 * `command.json`: the command, its duration and the versions it ran with.
 
 The configurations (`CONFIGS`, chosen with `--configs`) are the paper's settings (k = 200,
@@ -160,10 +164,65 @@ def evaluate_final(logdir, budget, episodes):
     return runs.score_checkpoint(logdir, len(up_to_budget(read_progress(logdir), budget)["iteration"]), episodes)
 
 
-def summarize(progresses, budget, finals=None):
+def measure_costs(envs, configs, episode_length, workers, iterations=4, rounds=2):
+    """{(task, configuration): seconds per million environment steps}, measured side by side.
+
+    Each configuration trains `iterations` throwaway ES iterations (seed 0, no run
+    directory), one configuration after the other, `rounds` times over. Its cost is the
+    median over its iterations, each round's first left out (it traces and compiles), of
+    the iteration's seconds (rollouts and update) per environment step. Taking turns
+    spreads a busy spell of a shared machine over every configuration, which a sweep of
+    hours cannot do; on Swimmer and HalfCheetah an episode always has 1000 steps, so an
+    iteration's cost does not change as the policy learns.
+    """
+    import dataclasses
+
+    from keras_odetoode import es
+
+    samples = {}
+    for _ in range(rounds):
+        for env_id in envs:
+            info = es.env_info(env_id)
+            for name in configs:
+                config = make_config(env_id, name, 0, 1, episode_length)
+                config = dataclasses.replace(config, iterations=iterations, max_env_steps=None)
+                policy_fn = functools.partial(
+                    es.build_policy, config.policy, info.obs_dim, info.act_dim, **config.policy_kwargs
+                )
+                backend = es.make_backend("local", es.env_factory(env_id, episode_length), policy_fn, workers=workers)
+                try:
+                    history = es.train(config, policy_fn, backend, progress=False).history
+                finally:
+                    backend.close()
+                samples.setdefault((env_id, name), []).extend(
+                    row["seconds"] / row["env_steps"] * 1e6 for row in history[1:]
+                )
+    return {key: float(np.median(values)) for key, values in samples.items()}
+
+
+def write_costs(costs, path):
+    """costs.json: [{"task", "config", "seconds_per_m_steps"}], merged into what `path` holds."""
+    from keras_odetoode.atomic import write_text_atomic
+
+    merged = {**read_costs(path), **costs}
+    rows = [{"task": t, "config": c, "seconds_per_m_steps": v} for (t, c), v in merged.items()]
+    write_text_atomic(path, json.dumps(rows, indent=2))
+
+
+def read_costs(path):
+    """`write_costs`' file as {(task, configuration): seconds per million steps}; {} if there is none."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {(row["task"], row["config"]): row["seconds_per_m_steps"] for row in json.load(f)}
+
+
+def summarize(progresses, budget, finals=None, cost=None):
     """Per-seed numbers of one (task, configuration) and their mean ± std (ddof 0) over seeds.
 
     `finals`: per seed, the final policy's evaluation returns (`evaluate_final`), or None.
+    `cost`: the configuration's seconds per million steps measured side by side
+    (`measure_costs`), or None.
     """
     runs = [up_to_budget(p, budget) for p in progresses]
     per_seed = {
@@ -179,20 +238,28 @@ def summarize(progresses, budget, finals=None):
     per_seed["seconds_per_m"] = np.array([np.median(r["seconds"] / r["env_steps"]) * 1e6 for r in runs])
     if finals is not None:
         per_seed["final_policy"] = np.array([np.nan if f is None else np.mean(f) for f in finals])
+    if cost is not None:
+        per_seed["seconds_side_by_side"] = np.array([r["total_env_steps"][-1] * cost / 1e6 for r in runs])
     summary = {"seeds": len(runs), "reached_budget": int(sum(r["total_env_steps"][-1] >= budget for r in runs))}
     for key, values in per_seed.items():
         summary[f"{key}_mean"], summary[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
     return summary
 
 
-def write_table(results, budget, out, finals=None, episodes=None):
+def write_table(results, budget, out, finals=None, episodes=None, costs=None):
     """table.csv and table.md from {(task, configuration): [progress per seed]}; returns the markdown.
 
     `finals`: {(task, configuration): [final evaluation returns per seed]} from
-    `evaluate_final` with `episodes` episodes, or None for no such column.
+    `evaluate_final` with `episodes` episodes, or None for no such column. `costs`:
+    {(task, configuration): seconds per million steps} from `measure_costs`, or None.
     """
+    costs = costs or {}
     rows = [
-        {"task": key[0], "config": key[1], **summarize(progresses, budget, None if finals is None else finals[key])}
+        {
+            "task": key[0],
+            "config": key[1],
+            **summarize(progresses, budget, None if finals is None else finals[key], costs.get(key)),
+        }
         for key, progresses in results.items()
     ]
     with open(os.path.join(out, "table.csv"), "w", newline="") as f:
@@ -208,20 +275,30 @@ def write_table(results, budget, out, finals=None, episodes=None):
             f" The return at a fraction of the budget is one episode of the centre policy; the final policy's "
             f"is the mean of {episodes} episodes (reset seeds 0…{episodes - 1}) of the policy each run ended with."
         )
+    side_by_side = ""
+    if costs:
+        note += (
+            " Side by side: each configuration's seconds per million steps measured in turns on the same machine "
+            "(`measure_costs`), and the run's steps at that cost."
+        )
+        side_by_side = " | side by side: s per M steps | wall time at that cost (s)"
     lines = [
         f"Budget {budget:,} environment steps per run; mean ± std over seeds (ddof = 0).{note}",
         "",
         f"| task | configuration | {' | '.join(headers)} | iterations | env steps | wall time (s) "
-        "| s per M steps (median iteration) | seeds at budget |",
-        "|---|---|" + "---|" * len(keys) + "---|---|---|---|---|",
+        f"| s per M steps (median iteration){side_by_side} | seeds at budget |",
+        "|---|---|" + "---|" * len(keys) + "---|---|---|---|" + ("---|---|" if costs else "") + "---|",
     ]
     for r in rows:
         returns = " | ".join(f"{r[f'{key}_mean']:.1f} ± {r[f'{key}_std']:.1f}" for key in keys)
+        measured = ""
+        if costs:
+            cost = costs.get((r["task"], r["config"]))
+            measured = " | – | –" if cost is None else f" | {cost:.0f} | {r['seconds_side_by_side_mean']:.0f}"
         lines.append(
             f"| {r['task']} | {r['config']} | {returns} | {r['iterations_mean']:.0f} | "
             f"{r['env_steps_mean']:,.0f} | {r['seconds_mean']:.0f} ± {r['seconds_std']:.0f} | "
-            f"{r['seconds_per_m_mean']:.0f} | "
-            f"{r['reached_budget']}/{r['seeds']} |"
+            f"{r['seconds_per_m_mean']:.0f}{measured} | {r['reached_budget']}/{r['seeds']} |"
         )
     choice = choice_lines(rows) if finals is not None else []
     if choice:
@@ -250,13 +327,15 @@ def choose(rows, baseline="paper"):
     A configuration learns clearly faster on a task if its mean final-policy score exceeds
     `baseline`'s by more than the sum of the two stds over seeds. Returns (qualified,
     preset, zoo): the configurations that do so on every task; among them the best mean
-    rank over the tasks (ties: the less wall time), or None; and the best mean rank
-    among the constant learning rates, `baseline` included (the zoo's).
+    rank over the tasks (ties: the less wall time, at the side-by-side cost if measured),
+    or None; and the best mean rank among the constant learning rates, `baseline`
+    included (the zoo's).
     """
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     by = {(r["task"], r["config"]): r for r in rows}
     ranks = mean_ranks(rows)
-    seconds = {c: sum(by[t, c]["seconds_mean"] for t in tasks) for c in ranks}
+    clock = "seconds_side_by_side_mean" if all("seconds_side_by_side_mean" in r for r in rows) else "seconds_mean"
+    seconds = {c: sum(by[t, c][clock] for t in tasks) for c in ranks}
 
     def clearly_faster(config, task):
         r, base = by[task, config], by[task, baseline]
@@ -289,8 +368,13 @@ def choice_lines(rows, baseline="paper"):
     ]
 
 
-def plot(results, budget, path):
-    """Centre return against environment steps (top row) and wall time (bottom row), one column per task."""
+def plot(results, budget, path, costs=None):
+    """Centre return against environment steps (top row) and wall time (bottom row), one column per task.
+
+    With `costs` (`measure_costs`), a run's wall time is its steps at its configuration's
+    side-by-side cost; without, the seconds its iterations took.
+    """
+    costs = costs or {}
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -303,17 +387,23 @@ def plot(results, budget, path):
             if env != env_id:
                 continue
             runs = [up_to_budget(p, budget) for p in progresses]
+            if costs:
+                cost = costs.get((env, name), np.nan)
+                runs = [{**r, "total_seconds": r["total_env_steps"] * cost / 1e6} for r in runs]
             for ax, key, end in (
                 (axes[0, column], "total_env_steps", budget),
                 (axes[1, column], "total_seconds", min(r["total_seconds"][-1] for r in runs)),
             ):
+                if not np.isfinite(end):
+                    continue  # no side-by-side cost for this configuration
                 x = np.linspace(0.0, end, 200)
                 curves = np.array([value_at(x, r[key], r["reward_centre"]) for r in runs])
                 mean, std = curves.mean(0), curves.std(0)
                 ax.plot(x, mean, label=name, lw=2 if name == "paper" else 1)
                 ax.fill_between(x, mean - std, mean + std, alpha=0.15)
         seeds = len(next(p for (env, _), p in results.items() if env == env_id))
-        for row, xlabel in enumerate(("environment steps", "wall time (s, rollouts and updates)")):
+        clock = "wall time at the side-by-side cost (s)" if costs else "wall time (s, rollouts and updates)"
+        for row, xlabel in enumerate(("environment steps", clock)):
             ax = axes[row, column]
             ax.set_title(env_id)
             ax.set_xlabel(xlabel)
@@ -347,11 +437,23 @@ def main(argv=None):
     parser.add_argument(
         "--eval-episodes", type=int, default=10, help="episodes scoring each run's final policy (0: none)"
     )
+    parser.add_argument(
+        "--cost-iterations",
+        type=int,
+        default=0,
+        help="measure each configuration's seconds per step side by side over this many throwaway iterations "
+        "(twice, in turns) into OUT/costs.json; 0: use what costs.json holds",
+    )
     args = parser.parse_args(argv)
     if args.budget < 1:
         parser.error(f"--budget must be ≥ 1. Received: {args.budget}")
     if args.eval_episodes < 0:
         parser.error(f"--eval-episodes must be ≥ 0 (0: no final evaluation). Received: {args.eval_episodes}")
+    if args.cost_iterations != 0 and args.cost_iterations < 2:
+        parser.error(
+            "--cost-iterations must be 0 or ≥ 2 (each round's first iteration compiles and is left out). "
+            f"Received: {args.cost_iterations}"
+        )
 
     start = time.time()
     results, finals = {}, {}
@@ -379,9 +481,14 @@ def main(argv=None):
             results[(env_id, name)] = progresses
             finals[(env_id, name)] = evaluations
     os.makedirs(args.out, exist_ok=True)
+    costs_path = os.path.join(args.out, "costs.json")
+    if args.cost_iterations:
+        measured = measure_costs(args.envs, args.configs, args.episode_length, args.workers, args.cost_iterations)
+        write_costs(measured, costs_path)
+    costs = read_costs(costs_path)
     episodes = args.eval_episodes or None
-    markdown = write_table(results, args.budget, args.out, finals if episodes else None, episodes)
-    plot(results, args.budget, os.path.join(args.out, "es_budget.png"))
+    markdown = write_table(results, args.budget, args.out, finals if episodes else None, episodes, costs)
+    plot(results, args.budget, os.path.join(args.out, "es_budget.png"), costs)
     with open(os.path.join(args.out, "command.json"), "w") as f:
         record = {
             "command": "python " + " ".join([sys.argv[0], *(sys.argv[1:] if argv is None else argv)]),

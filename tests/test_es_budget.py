@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import shutil
+import types
 
 import numpy as np
 import pytest
@@ -124,7 +125,11 @@ def test_the_final_policy_is_the_checkpoint_at_the_budget_scored_as_the_cli_scor
     argv = ["--envs", "Swimmer-v5", "--configs", "k16", "--seeds", "0", "--episode-length", "20", "--out", out]
     es_budget.main(argv + ["--budget", "400", "--eval-episodes", "3"])  # 2 iterations of 17 × 20 steps
     logdir = es_budget.run_dir(out, "Swimmer-v5", "k16", 0)
-    es_budget.main(argv + ["--budget", "700", "--eval-episodes", "3"])  # a 3rd iteration (ckpt-2 is still kept)
+    es_budget.main(argv + ["--budget", "700", "--eval-episodes", "3", "--cost-iterations", "2"])  # a 3rd iteration
+    [(key, cost)] = es_budget.read_costs(os.path.join(out, "costs.json")).items()
+    assert key == ("Swimmer-v5", "k16") and cost > 0
+    with pytest.raises(SystemExit):
+        es_budget.main(argv + ["--budget", "700", "--cost-iterations", "1"])  # its only iteration would compile
 
     def scored_by_the_cli(iteration):
         ckpt = checkpoint.checkpoint_path(os.path.join(logdir, "checkpoints"), iteration)
@@ -179,3 +184,40 @@ def test_the_preset_rule_needs_a_clear_lead_on_every_task_then_takes_the_best_me
     assert "chooses: none (paper stays the only preset)" in es_budget.choice_lines([dict(r, seeds=1) for r in rows])[1]
     assert es_budget.choice_lines([dict(r, seeds=1) for r in rows])[1].endswith("(from 1 seed: the rule is for 3).")
     assert es_budget.choice_lines([r for r in rows if (r["task"], r["config"]) != ("B", "paper")]) == []
+
+
+def test_costs_are_medians_of_seconds_per_step_measured_in_turns(load_benchmark, monkeypatch, tmp_path):
+    from keras_odetoode import es
+
+    es_budget = load_benchmark("es_budget")
+    order = []
+
+    def fake_train(config, policy_fn, backend, progress):
+        order.append((config.env_id, config.perturbations, config.iterations, config.max_env_steps))
+        # Per round: 9 s (compiling, left out), then 1 s and 2 s for 100 steps; k = 16 takes 4× as long.
+        scale = 4.0 if config.perturbations == 16 else 1.0
+        rows = [{"seconds": scale * t, "env_steps": 100} for t in (9.0, 1.0, 2.0)]
+        return types.SimpleNamespace(history=rows)
+
+    monkeypatch.setattr(es, "train", fake_train)
+    costs = es_budget.measure_costs(["Swimmer-v5"], ["k50", "k16"], episode_length=5, workers=0, iterations=3)
+    assert costs == {("Swimmer-v5", "k50"): 15_000.0, ("Swimmer-v5", "k16"): 60_000.0}  # median of 1, 2, 1, 2 s
+    assert order == [("Swimmer-v5", 50, 3, None), ("Swimmer-v5", 16, 3, None)] * 2  # in turns, twice
+
+    path = str(tmp_path / "costs.json")
+    es_budget.write_costs(costs, path)
+    es_budget.write_costs({("HalfCheetah-v5", "k50"): 7.0}, path)  # merged
+    assert es_budget.read_costs(path) == {**costs, ("HalfCheetah-v5", "k50"): 7.0}
+    assert es_budget.read_costs(str(tmp_path / "absent.json")) == {}
+
+
+def test_the_table_gives_each_runs_steps_at_its_side_by_side_cost(synthetic, tmp_path):
+    es_budget, results = synthetic
+    costs = {("Swimmer-v5", "big"): 2000.0}  # none for "small"
+    summary = es_budget.summarize(results[("Swimmer-v5", "big")], BUDGET, cost=2000.0)
+    assert summary["seconds_side_by_side_mean"] == pytest.approx(1200 * 2000.0 / 1e6)
+    markdown = es_budget.write_table(results, BUDGET, str(tmp_path), costs=costs)
+    assert "| s per M steps (median iteration) | side by side: s per M steps | wall time at that cost (s) |" in markdown
+    assert "| 8 ± 3 | 6667 | 2000 | 2 | 3/3 |" in markdown and "| – | – | 3/3 |" in markdown
+    es_budget.plot(results, BUDGET, str(tmp_path / "es_budget.png"), costs)
+    assert (tmp_path / "es_budget.png").stat().st_size > 10_000
