@@ -190,7 +190,8 @@ def measure_costs(envs, configs, episode_length, workers, iterations=4, rounds=2
         for env_id in envs:
             info = es.env_info(env_id)
             for name in configs:
-                config = make_config(env_id, name, 0, 1, episode_length)
+                # `iterations` of the configuration, not a budget (a schedule's horizon does not change the cost)
+                config = make_config(env_id, name, seed=0, budget=1, episode_length=episode_length)
                 config = dataclasses.replace(config, iterations=iterations, max_env_steps=None)
                 policy_fn = functools.partial(
                     es.build_policy, config.policy, info.obs_dim, info.act_dim, **config.policy_kwargs
