@@ -170,6 +170,10 @@ def main():
         value = paper.get(c, {}).get(_model(col))
         return "" if value is None else f" ({value:g})"
 
+    def cell(c, col):  # one seed has no standard deviation
+        values = accuracy[c][col]
+        return f"{values.mean():.2f}" + (f" ± {values.std(ddof=1):.2f}" if len(values) > 1 else "")
+
     print("| Models | " + " | ".join(_title(col) for col in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     wins, gaps = {col: 0 for col in summarised}, {col: [] for col in summarised}
@@ -180,13 +184,7 @@ def main():
         for col in columns:
             best_rows[col] += means[col] == best
         cells = [
-            (
-                f"**{means[col]:.2f} ± {accuracy[c][col].std(ddof=1):.2f}**"
-                if means[col] == best
-                else f"{means[col]:.2f} ± {accuracy[c][col].std(ddof=1):.2f}"
-            )
-            + beside(c, col)
-            for col in columns
+            (f"**{cell(c, col)}**" if means[col] == best else cell(c, col)) + beside(c, col) for col in columns
         ]
         print(f"| {c.replace('_', ' ').title()} | " + " | ".join(cells) + " |")
         others = [v for col, v in means.items() if col not in summarised]
@@ -194,7 +192,12 @@ def main():
             wins[col] += means[col] >= max(others)
             gaps[col].append(means[col] - max(others))
     print(
-        f"\nTest accuracy (%), mean ± standard deviation over seeds {seeds}. Best mean of each row in bold"
+        (
+            f"\nTest accuracy (%), mean ± standard deviation over seeds {seeds}."
+            if len(seeds) > 1
+            else f"\nTest accuracy (%), one seed ({seeds[0]}): no standard deviation."
+        )
+        + " Best mean of each row in bold"
         + (f"; in brackets the paper's {args.paper.replace('table', 'Table ')} value." if paper else ".")
     )
     print(

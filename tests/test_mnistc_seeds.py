@@ -61,6 +61,16 @@ def test_mean_and_std_per_cell_in_the_grids_order(tmp_path, capsys, monkeypatch,
         seeds.main()
 
 
+def test_one_seed_prints_its_values_without_a_std(tmp_path, capsys, monkeypatch, load_benchmark):
+    seeds = load_benchmark("mnistc_seeds")
+    a, _ = _two_seeds(tmp_path)
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(a)])
+    seeds.main()
+    out = capsys.readouterr().out
+    assert "| Stripe | **40.00** | 20.00 |" in out and "| Identity | 80.00 | **90.00** |" in out
+    assert "one seed (0): no standard deviation" in out and "nan" not in out
+
+
 def test_grids_that_differ_are_refused(tmp_path, load_benchmark):
     seeds = load_benchmark("mnistc_seeds")
     full = {"identity/dense-1": 0.9, "identity/odetoode-1": 0.8, "stripe/dense-1": 0.2, "stripe/odetoode-1": 0.4}
