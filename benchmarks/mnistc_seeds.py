@@ -183,9 +183,7 @@ def main():
         best = max(means.values())
         for col in columns:
             best_rows[col] += means[col] == best
-        cells = [
-            (f"**{cell(c, col)}**" if means[col] == best else cell(c, col)) + beside(c, col) for col in columns
-        ]
+        cells = [(f"**{cell(c, col)}**" if means[col] == best else cell(c, col)) + beside(c, col) for col in columns]
         print(f"| {c.replace('_', ' ').title()} | " + " | ".join(cells) + " |")
         others = [v for col, v in means.items() if col not in summarised]
         for col in summarised if others else []:
