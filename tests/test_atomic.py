@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_odetoode.atomic import default_mode, write_atomic, write_text_atomic
+from keras_odetoode.atomic import write_atomic, write_text_atomic
 
 
 def test_interrupted_write_keeps_the_old_file(tmp_path):
@@ -31,7 +31,18 @@ def test_completed_writes_replace_the_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "b.txt"]
 
 
-def test_written_files_get_the_usual_permissions(tmp_path):
-    write_text_atomic(tmp_path / "c.json", "{}")
-    assert os.stat(tmp_path / "c.json").st_mode & 0o777 == default_mode()
-    assert default_mode() & 0o444 == 0o444  # readable by everyone under a usual umask
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_written_files_get_the_usual_permissions(tmp_path, umask):
+    """As a plain `open` would make them under the umask, not mkstemp's private 0600."""
+    previous = os.umask(umask)
+    try:
+        with open(tmp_path / "reference", "w") as file:
+            file.write("{}")
+        write_text_atomic(tmp_path / "c.json", "{}")
+        write_atomic(tmp_path / "d.npy", lambda f: np.save(f, np.arange(2)))
+    finally:
+        os.umask(previous)
+    mode = os.stat(tmp_path / "reference").st_mode & 0o777
+    assert mode == 0o666 & ~umask  # the reference is what the umask says
+    assert os.stat(tmp_path / "c.json").st_mode & 0o777 == mode
+    assert os.stat(tmp_path / "d.npy").st_mode & 0o777 == mode

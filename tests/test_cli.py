@@ -200,6 +200,17 @@ ES_TINY = [
 ]
 
 
+def _iso_odetoode_params(env_id, hidden=16):
+    """By hand: Ω₁ (obs × d) and Ω₂ (d × act), Stiefel without bias; the ISO-ODEtoODE core's
+    W₀, Q, N (d × d each, Eq. 6) and its bias b (d)."""
+    import gymnasium
+
+    env = gymnasium.make(env_id)
+    obs, act = env.observation_space.shape[0], env.action_space.shape[0]
+    env.close()
+    return obs * hidden + 3 * hidden * hidden + hidden + hidden * act
+
+
 def test_an_es_run_prints_no_tensorflow_lines_unless_asked(tmp_path):
     env = _without_tf_log_level()
     quiet = subprocess.run(
@@ -212,7 +223,7 @@ def test_an_es_run_prints_no_tensorflow_lines_unless_asked(tmp_path):
     assert quiet.returncode == 0, quiet.stderr
     lines = quiet.stderr.splitlines()
     assert len(lines) == 3, quiet.stderr  # the banner, the result, and the learning and how to go on
-    assert lines[0].startswith("ES on Swimmer-v5: policy odetoode (944 parameters)")
+    assert lines[0].startswith(f"ES on Swimmer-v5: policy odetoode ({_iso_odetoode_params('Swimmer-v5')} parameters)")
     assert lines[1].startswith("Best centre reward") and lines[1].endswith(f"policy exported to {tmp_path}/a/policy")
     assert lines[2].startswith("Centre reward ") and " at iteration 1, " in lines[2]
     assert lines[2].endswith(f"--logdir {tmp_path}/a --no-progress --resume --iterations 2"), lines[2]

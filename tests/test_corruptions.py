@@ -395,14 +395,27 @@ def test_plasma_fractal_size_must_be_a_power_of_two():
         C.plasma_fractal(1, size=100)
 
 
-def test_fog_formula():
-    assert not C.fog(constant(0, 5)).any()  # max(x) = 0 scales everything to 0
-    out = C.fog(constant(255, 50), seed=4) / 255.0
-    # x = 1: out = (1 + 3 P) / 4, so the fog map P = (4 out - 1) / 3 lies in [0, 1].
-    fog_map = (4 * out - 1) / 3
-    assert fog_map.min() >= -2 / 255 and fog_map.max() <= 1 + 2 / 255
-    assert fog_map.std(axis=(1, 2)).min() > 0.005  # a texture, not a constant
-    assert len({image.tobytes() for image in out}) == 50
+# MNIST-C's severity 5 (the defaults) and severity 1.
+@pytest.mark.parametrize("kwargs, strength, decay", [({}, 3.0, 1.4), ({"strength": 1.5, "decay": 2.0}, 1.5, 2.0)])
+def test_fog_is_the_recipe_formula_on_digits_of_any_peak(digits, kwargs, strength, decay):
+    # Real digits rescaled so that their brightest level is anything from 255 down to 0:
+    # the recipe's normalisation max(x) / (max(x) + s) differs from 1 / (1 + s) for all but 255.
+    peaks = np.array([255, 254, 200, 128, 64, 13, 1, 0] * 6)
+    x = digits[: len(peaks)].astype(float)
+    x = np.rint(x * (peaks / x.max(axis=(1, 2)))[:, None, None]).astype(np.uint8)
+    np.testing.assert_array_equal(x.max(axis=(1, 2)), peaks)
+    out = C.fog(x, seed=4, **kwargs)
+    # MNIST-C fog: x + s P, with P the top-left 28x28 of a 256x256 plasma map per image
+    # (the fractal itself is checked point by point above), times max(x) / (max(x) + s).
+    fog_maps = C.plasma_fractal(len(x), np.random.default_rng(4), size=256, decay=decay)[:, :28, :28]
+    expected = []
+    for image, fog_map in zip(x / 255.0, fog_maps.astype(np.float64)):
+        max_val = image.max()
+        image = image + strength * fog_map
+        expected.append(np.clip(image * max_val / (max_val + strength), 0, 1) * 255)
+    np.testing.assert_array_equal(out, np.rint(expected))
+    assert not out[peaks == 0].any()
+    assert len({image.tobytes() for image in fog_maps}) == len(x)  # one map per image
 
 
 def test_spatter_is_the_recipe_function_of_its_liquid_field(digits):
@@ -433,24 +446,47 @@ def test_spatter_paints_mud_gray():
 # ------------------------------------------------------------ lines, edges
 
 
-def test_dotted_line_is_dashed_and_straight():
-    out = C.dotted_line(constant(0, 100), seed=2).astype(float)
-    dashes = (np.arange(28) // 2) % 2 == 1
-    dashes[27] = False
-    assert not out[:, :, ~dashes].any()
-    on_line = np.rint(255 * (1 + np.log(1 - 0.5 / 2.3)))  # distance <= 0.5
-    assert (out[:, :, dashes].max(axis=1) >= on_line).all()
-    cols = np.nonzero(dashes)[0]
-    for image in out:
-        peak = image[:, cols].argmax(axis=0)
-        slope, intercept = np.polyfit(cols, peak, 1)
-        assert np.abs(peak - (slope * cols + intercept)).max() <= 1.0
-        assert -0.5 <= intercept <= 26.5 and -0.5 <= slope * 27 + intercept <= 26.5
+def recipe_line(c0, r0, c1, r1):
+    """MNIST-C's `line_from_points` for one line: clip(1 + log(1 - d / 2.3), 0, 1), d the row distance."""
+    if c1 == c0:
+        return np.zeros((28, 28))
+    rows, cols = np.arange(28.0)[:, None], np.arange(28.0)[None, :]
+    d = np.clip(np.abs(rows - ((r1 - r0) / (c1 - c0) * (cols - c0) + r0)), 0, 2.3 - 1e-10)
+    line = np.clip(1 + np.log(1 - d / 2.3), 0, 1)
+    line[:, : int(np.floor(c0))] = 0
+    line[:, int(np.ceil(c1)) :] = 0
+    return line
 
 
-def test_dotted_line_only_adds_ink(digits):
-    out = C.dotted_line(digits, seed=0)
-    assert (out >= digits).all()
+def test_line_intensity_is_the_recipe_line():
+    rng = np.random.default_rng(0)
+    n = 60
+    c0, c1 = rng.uniform(0, 5, n), rng.uniform(22, 27.5, n)
+    r0, r1 = rng.uniform(-2, 29, (2, n))
+    c0[:4] = [0, 3, 2.5, 7]  # integer and half-integer ends
+    c1[:4] = [27, 25, 20.5, 7]  # the last one vertical: nothing is drawn
+    c0[4], c1[4] = 20, 6  # reversed ends: nothing is drawn
+    got = C.line_intensity(c0, r0, c1, r1)
+    np.testing.assert_array_equal(got, [recipe_line(*ends) for ends in zip(c0, r0, c1, r1)])
+    assert not got[3:5].any()
+    # Both the log fall-off and its clipping at 0 (d > 1.45) are exercised.
+    assert ((got > 0) & (got < 0.9)).sum() > 500 and (got[5:] == 0).mean() > 0.5
+
+
+def test_dotted_line_is_the_recipe_on_real_digits(digits):
+    x = np.concatenate([digits[:60], constant(0, 20)])
+    out = C.dotted_line(x, seed=2)
+    # The recipe's draws per image, r0, r1 ~ U{0..26}, here as one generator call.
+    r0, r1 = np.random.default_rng(2).integers(0, 27, size=(2, len(x)))
+    # Dashes: columns 2-3, 6-7, ..., 26-27 (the line itself stops before 27).
+    kept = (np.arange(28) // 2) % 2 == 1
+    expected = []
+    for image, a, b in zip(x / 255.0, r0, r1):
+        line = recipe_line(0, a, 27, b) * kept
+        expected.append(np.clip(image + line, 0, 1) * 255)
+    np.testing.assert_array_equal(out, np.rint(expected))
+    assert not out[60:, :, ~kept].any() and not out[60:, :, 27].any()
+    assert (r0 != r1).any() and len(set(r0)) > 10
 
 
 def test_zigzag_points_for_a_level_line():
@@ -473,6 +509,54 @@ def test_zigzag_runs_from_column_2_to_25(digits):
     assert (out >= digits).all()
     changed = (out != digits).any(axis=(0, 1))
     assert not changed[:2].any() and not changed[26:].any()
+
+
+def recipe_zigzag(image, r0, r1):
+    """MNIST-C's zigzag, corner by corner as the published loop builds it."""
+    a = b = 2.0  # length and width of the zigzags
+    c0, c1 = 2, 25
+    theta = np.arctan((r1 - r0) / (c1 - c0))
+    d = (c1 - c0) / np.cos(theta)
+    points = [(0.0, 0.0)]
+    for i in range(int((d - a) // (2 * a)) + 1):
+        r_i = (-1) ** i * b
+        points.append(((2 * i + 1) * a, r_i))
+    max_c = (2 * a) * (d // (2 * a))
+    if d != max_c:
+        points.append((d, r_i / (2 * (d - max_c))))
+    along, across = np.array(points).T
+    cs = np.cos(theta) * along - np.sin(theta) * across + c0
+    rs = np.sin(theta) * along + np.cos(theta) * across + r0
+    x = image / 255.0
+    for i in range(1, len(cs)):
+        x = np.clip(x + recipe_line(cs[i - 1], rs[i - 1], cs[i], rs[i]), 0, 1)
+    return x * 255
+
+
+def test_zigzag_is_the_recipe_on_real_digits(digits):
+    x = np.concatenate([digits[:60], constant(0, 20)])
+    out = C.zigzag(x, seed=5)
+    rng = np.random.default_rng(5)
+    r0 = rng.integers(0, 27, size=len(x))
+    r1 = r0 + rng.integers(-5, 5, size=len(x))
+    expected = [recipe_zigzag(image, a, b) for image, a, b in zip(x, r0, r1)]
+    np.testing.assert_array_equal(out, np.rint(expected))
+    assert (r1 == r0).any() and (r1 < r0).any() and (r1 > r0).any()
+
+
+@pytest.mark.parametrize("sigma", [None, 2.0])
+def test_canny_edges_are_skimage_canny(digits, sigma):
+    from skimage import feature
+
+    x = digits[:100]
+    if sigma is None:  # the recipe: feature.canny with all its defaults (sigma 1)
+        out = C.canny_edges(x)
+        expected = [feature.canny(image / 255.0) for image in x]
+    else:
+        out = C.canny_edges(x, sigma=sigma)
+        expected = [feature.canny(image / 255.0, sigma=sigma) for image in x]
+    np.testing.assert_array_equal(out, np.where(expected, 255, 0))
+    assert 0.02 < np.mean(expected) < 0.5
 
 
 def test_canny_edges_outline_a_square():

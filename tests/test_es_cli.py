@@ -77,9 +77,36 @@ def test_swimmer_es_end_to_end_with_export_and_evaluate(tmp_path, capsys):
     serve_again = tf.saved_model.load(again).signatures["serving_default"]
     np.testing.assert_array_equal(serve_again(observation=tf.constant(obs))["action"].numpy(), exported.numpy())
 
+    # `evaluate` prints the returns of the exported policy, rolled out here by hand on the raw
+    # gymnasium env: episode i reset with seed 0 + i, truncated at the run's 20 steps, actions clipped.
+    returns = _rollout_by_hand(serve_again, "Swimmer-v5", seeds=[0, 1], max_episode_steps=20)
+    assert returns[0] != returns[1]
     capsys.readouterr()
     assert run_cli(["evaluate", export, "--episodes", "2"]) == 0
-    assert "±" in capsys.readouterr().out
+    assert capsys.readouterr().out == (
+        f"Swimmer-v5: {returns.mean():.3f} ± {returns.std():.3f} over 2 episodes "
+        f"(min {returns.min():.3f}, max {returns.max():.3f})\n"
+    )
+
+
+def _rollout_by_hand(serve, env_id, seeds, max_episode_steps):
+    """Return of one episode per seed of a serving signature (observation → action) on gymnasium.make(env_id)."""
+    import gymnasium
+
+    env = gymnasium.make(env_id, max_episode_steps=max_episode_steps)
+    low, high = env.action_space.low, env.action_space.high
+    returns = []
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        total, steps, done = 0.0, 0, False
+        while not done:
+            action = serve(observation=tf.constant(obs[None].astype(np.float32)))["action"].numpy()[0]
+            obs, reward, terminated, truncated, _ = env.step(np.clip(action, low, high))
+            total, steps, done = total + float(reward), steps + 1, terminated or truncated
+        assert steps == max_episode_steps  # Swimmer never terminates early
+        returns.append(total)
+    env.close()
+    return np.asarray(returns)
 
 
 def test_dm_control_es_end_to_end(tmp_path, capsys):

@@ -207,14 +207,32 @@ def test_discrete_spaces_are_rejected_clearly():
 
 
 def test_dm_control_dict_observations_are_flattened():
-    info = envs.env_info("dm_control/swimmer-swimmer6-v0")
-    env = envs.make_env("dm_control/swimmer-swimmer6-v0", max_episode_steps=3)
+    env_id = "dm_control/swimmer-swimmer6-v0"
+    info = envs.env_info(env_id)
+    env = envs.make_env(env_id, max_episode_steps=3)
+    raw = gymnasium.make(env_id)  # shimmy's dict observations, as they are
+    # the space sorts its keys; the observations come in dm_control's order: flattening the
+    # values as they come would give a different vector
+    assert list(raw.observation_space) == ["body_velocities", "joints", "to_target"]
+
+    def by_hand(dict_obs):
+        assert list(dict_obs) == ["joints", "to_target", "body_velocities"]
+        # gymnasium's flattening order: the Dict space's keys in order, each entry raveled
+        return np.concatenate([np.ravel(dict_obs[key]) for key in raw.observation_space])
+
     obs, _ = env.reset(seed=0)
-    assert obs.shape == (info.obs_dim,) and info.act_dim == 5
-    for _ in range(3):
-        *_, terminated, truncated, _ = env.step(np.zeros(5))
-    assert truncated
+    raw_obs, _ = raw.reset(seed=0)
+    assert obs.shape == (info.obs_dim,) == (5 + 2 + 6 * 3,) and info.act_dim == 5
+    np.testing.assert_array_equal(obs, by_hand(raw_obs))
+    actions = np.random.default_rng(0).uniform(-1, 1, (3, 5))
+    for action in actions:
+        obs, reward, terminated, truncated, _ = env.step(action)
+        raw_obs, raw_reward, *_ = raw.step(action)
+        np.testing.assert_array_equal(obs, by_hand(raw_obs))
+        assert reward == raw_reward and not terminated
+    assert truncated and np.all(raw_obs["body_velocities"] != 0)
     env.close()
+    raw.close()
 
 
 @pytest.mark.parametrize("chunks", [1, 2, 3])

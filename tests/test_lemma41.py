@@ -19,7 +19,7 @@ H = 1.0 / STEPS
 
 
 def gradient_norm_ratios(step, x0, v):
-    """‖∂L/∂x_t‖ / ‖∂L/∂x_T‖ for t = 0…N, L = ⟨x_N, v⟩, xᵢ = step(i, xᵢ₋₁)."""
+    """‖∂L/∂x_t‖ / ‖∂L/∂x_T‖ for t = 0…N, L = ⟨x_N, v⟩, xᵢ = step(i, xᵢ₋₁); and the chain x_0 … x_N."""
     with tf.GradientTape() as tape:
         tape.watch(x0)
         states = [x0]
@@ -27,7 +27,7 @@ def gradient_norm_ratios(step, x0, v):
             states.append(step(i, states[-1]))
         loss = tf.reduce_sum(states[-1] * v)
     norms = np.array([np.linalg.norm(g) for g in tape.gradient(loss, states)])
-    return norms / norms[-1]
+    return norms / norms[-1], np.stack([x.numpy() for x in states])
 
 
 @pytest.fixture
@@ -36,15 +36,23 @@ def probe():
     return tf.constant(rng.standard_normal((1, D))), tf.constant(rng.standard_normal((1, D)))
 
 
+def _check_chain(layer, x0, chain):
+    """The layer computes the hand-built chain whose gradients the test measures: every xᵢ, and its output x_N."""
+    # Not a vacuous match: the chain moves and is not zero. Every depth is checked, since the
+    # Dense stack's x_N is exactly 0 (its ReLUs are all off from about layer 130 on).
+    assert np.abs(chain[-1] - chain[0]).max() > 1e-2 and np.abs(chain[1:]).max() > 0.1
+    states = layer.forward(layer.param_dict(), x0, return_states=True).numpy()
+    np.testing.assert_allclose(states, chain, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer(x0).numpy(), chain[-1], rtol=1e-12, atol=1e-12)
+
+
 def _odetoode_ratios(layer, x0, v):
     weights, bias = layer.solver_weights(), layer.bias
-    # Eq. 5 with the layer's own W_1 … W_N; the layer's output is checked to be this chain.
+    # Eq. 5 with the layer's own W_1 … W_N; the layer is checked to compute this chain.
     step = lambda i, x: x + H * tf.abs(tf.matmul(x, weights[i + 1], transpose_b=True) + bias)  # noqa: E731
-    chain = x0
-    for i in range(STEPS):
-        chain = step(i, chain)
-    np.testing.assert_allclose(layer(x0).numpy(), chain.numpy(), atol=1e-12)
-    return gradient_norm_ratios(step, x0, v)
+    ratios, chain = gradient_norm_ratios(step, x0, v)
+    _check_chain(layer, x0, chain)
+    return ratios
 
 
 @pytest.mark.parametrize("flow,scale", [("isospectral", 1.0), ("isospectral", 4.0), ("gated", 1.0)])
@@ -65,7 +73,9 @@ def test_dense_stack_of_the_same_depth_vanishes(probe):
     stack = layers.DeepNet(STEPS, dtype="float64", seed=0)
     stack(x0)
     kernels, biases = stack.kernels, stack.biases
-    ratios = gradient_norm_ratios(lambda i, x: tf.nn.relu(tf.matmul(x, kernels[i]) + biases[i]), x0, v)
+    step = lambda i, x: tf.nn.relu(tf.matmul(x, kernels[i]) + biases[i])  # noqa: E731
+    ratios, chain = gradient_norm_ratios(step, x0, v)
+    _check_chain(stack, x0, chain)
     assert ratios.min() < 1e-3
 
 
@@ -73,6 +83,14 @@ def test_node_of_the_same_depth_leaves_the_band(probe):
     x0, v = probe
     node = layers.NeuralODE(step_size=H, dtype="float64", seed=0)
     node(x0)
-    params = {name: 3.0 * w for name, w in node.param_dict().items()}
-    ratios = gradient_norm_ratios(lambda i, x: x + H * node.vector_field(params, x), x0, v)
+    for weight in node.param_dict().values():
+        weight.assign(3.0 * weight)
+    p = node.param_dict()
+
+    def step(i, x):  # Euler on g(x) = W₃ tanh(W₂ tanh(W₁ x + b₁) + b₂) + b₃, written out, not `node.vector_field`
+        hidden = tf.tanh(tf.matmul(tf.tanh(tf.matmul(x, p["kernel_1"]) + p["bias_1"]), p["kernel_2"]) + p["bias_2"])
+        return x + H * (tf.matmul(hidden, p["kernel_3"]) + p["bias_3"])
+
+    ratios, chain = gradient_norm_ratios(step, x0, v)
+    _check_chain(node, x0, chain)
     assert ratios.max() > math.e or ratios.min() < 1 / math.e

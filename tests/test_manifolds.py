@@ -53,12 +53,37 @@ def test_haar_samples_have_haar_moments():
     assert np.mean(np.linalg.det(w) > 0) == pytest.approx(0.5, abs=0.05)
 
 
+def _signed_qr(w):
+    """numpy's Q factor of W (of Wᵀ when wide) with the columns' signs flipped so that diag(R) > 0."""
+    tall = w.shape[0] >= w.shape[1]
+    q, r = np.linalg.qr(w if tall else w.T)
+    q = q * np.sign(np.diag(r))
+    return q if tall else q.T
+
+
+def _assert_is_the_signed_qr_factor(q, w, atol):
+    """Q is W's QR factor with diag(R) > 0: R = QᵀW (WQᵀ when wide) is upper-triangular
+    with a positive diagonal, and Q equals numpy's factor after the sign fix. The polar
+    factor, or any other point on the manifold, fails the triangularity."""
+    q, w = np.asarray(q, np.float64), np.asarray(w, np.float64)
+    tall = w.shape[0] >= w.shape[1]
+    r = q.T @ w if tall else (w @ q.T).T
+    np.testing.assert_allclose(np.tril(r, -1), 0, atol=atol)
+    assert np.all(np.diag(r) > 0)
+    np.testing.assert_allclose(q, _signed_qr(w), atol=atol)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
-def test_qr_orthonormalize_is_identity_on_the_manifold(shape, rng):
+def test_qr_orthonormalize_is_the_signed_qr_factor_and_identity_on_the_manifold(shape, rng):
     w = manifolds.random_stiefel(shape, seed=1, dtype="float64")
     np.testing.assert_allclose(manifolds.qr_orthonormalize(w).numpy(), w, atol=1e-12)
-    q = manifolds.qr_orthonormalize(rng.standard_normal(shape)).numpy()
+    off = rng.standard_normal(shape)
+    q = manifolds.qr_orthonormalize(off).numpy()
     assert _gram_error(q) < 1e-12
+    _assert_is_the_signed_qr_factor(q, off, atol=1e-12)
+    # the polar factor U Vᵀ is on the manifold too, but is not this map
+    u, _, vt = np.linalg.svd(off, full_matrices=False)
+    assert np.abs(q - u @ vt).max() > 1e-2
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -227,7 +252,10 @@ def test_stiefel_constraint_projects_and_reports(rng):
     m = manifolds.Stiefel()
     w = rng.standard_normal((5, 3)).astype("float32")
     assert not m.contains(w)
-    assert m.contains(m(w))
+    projected = m(w)
+    assert m.contains(projected)
+    # the documented projection: W's Q factor with diag(R) > 0, not just any point on ST(5, 3)
+    _assert_is_the_signed_qr_factor(projected, w, atol=1e-5)
     assert m.get_config() == {"retraction": "expm"}
     with pytest.raises(ValueError, match="retraction"):
         manifolds.Stiefel("polar")

@@ -204,9 +204,18 @@ def test_tfds_and_local_sources_give_identical_batches(layout):
 def test_tfds_mock_data_default_generator_runs_the_pipeline():
     with tfds.testing.mock_data(num_examples=10):
         x, y = stacked(M.load_mnist_corrupted("zigzag", "test", batch_size=4, download=True))
-    assert x.shape == (10, 784) and x.dtype == np.float32
-    assert 0.0 <= x.min() and x.max() <= 1.0
-    assert y.dtype == np.int64 and 0 <= y.min() and y.max() <= 9
+        # The same mocked split read by TFDS itself, in record order.
+        reference = tfds.load("mnist_corrupted/zigzag", split="test", as_supervised=True, download=False)
+        images, labels = map(np.stack, zip(*tfds.as_numpy(reference)))
+    assert images.shape == (10, 28, 28, 1) and images.dtype == np.uint8 and images.max() > 128
+    assert x.dtype == np.float32 and y.dtype == np.int64
+    # The loader's rows are those images, flattened, / 255, put back in the order of the
+    # .npy files: record i is file row order[i].
+    order = record_order("test", 10)
+    assert not np.array_equal(order, np.arange(10))
+    np.testing.assert_array_equal(x[order], images.reshape(-1, 784).astype(np.float32) / 255)
+    np.testing.assert_array_equal(y[order], labels)
+    assert len(set(y.tolist())) > 1
 
 
 def test_bad_tfds_split_raises_value_error():

@@ -171,7 +171,16 @@ def test_gates_of_the_state_table_is_reproduced_from_the_committed_runs(capsys, 
         assert record["training"]["gate_inputs"] == "state" and record["training"]["epochs"] == 100
         # As many parameters as HyperNet-1: its hypernetwork, made skew.
         hypernet = json.loads((results / f"seed{s}" / "results.json").read_text())["cells"]["identity/hypernet-1"]
-        assert record["cells"]["identity/odetoode-1"]["params"] == hypernet["params"] == 659_243
+        expected = _hypernet_1_params(record["training"]["width"])
+        assert record["cells"]["identity/odetoode-1"]["params"] == hypernet["params"] == expected
+
+
+def _hypernet_1_params(w, hidden=16):
+    """By hand: HyperNet-1 of width w, 784 → w (with bias), W₀ (w²), one gate, an MLP
+    w² → 16 → 16 → w² (with biases), b (w), and the head w → 10 (with bias)."""
+    d = w * w
+    mlp = d * hidden + hidden + hidden * hidden + hidden + hidden * d + d
+    return (784 * w + w) + (d + 1 + mlp + w) + (10 * w + 10)
 
 
 def _grid_like(directory, copy, **training):
