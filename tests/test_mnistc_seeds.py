@@ -175,12 +175,39 @@ def test_gates_of_the_state_table_is_reproduced_from_the_committed_runs(capsys, 
         assert record["cells"]["identity/odetoode-1"]["params"] == hypernet["params"] == expected
 
 
-def _hypernet_1_params(w, hidden=16):
-    """By hand: HyperNet-1 of width w, 784 → w (with bias), W₀ (w²), one gate, an MLP
+def _hypernet_1_params(w, hidden=16, gates=1):
+    """By hand: HyperNet-K of width w, 784 → w (with bias), W₀ (w²), K gates aₖ, K MLPs
     w² → 16 → 16 → w² (with biases), b (w), and the head w → 10 (with bias)."""
     d = w * w
     mlp = d * hidden + hidden + hidden * hidden + hidden + hidden * d + d
-    return (784 * w + w) + (d + 1 + mlp + w) + (10 * w + 10)
+    return (784 * w + w) + (d + gates * (1 + mlp) + w) + (10 * w + 10)
+
+
+def test_ten_gate_table_is_reproduced_from_the_committed_runs(capsys, monkeypatch, load_benchmark):
+    """Table 1's "-10" models (seed 0 so far) beside the "-1" models: the committed table is what
+    `mnistc_seeds.py --add` prints, and every grid has the "-1" models' protocol."""
+    import pathlib
+
+    seeds = load_benchmark("mnistc_seeds")
+    root = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    one, ten = root / "mnistc_table1_clean_100ep", root / "mnistc_table1_10"
+    grids = sorted(p.parent for p in ten.glob("**/seed*/results.json"))
+    assert [g.relative_to(ten).as_posix() for g in grids] == ["gates_of_the_state/seed0", "seed0"]
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(one / "seed0"), "--add", str(ten / "seed0"),
+                                     "--add", str(ten / "gates_of_the_state" / "seed0"), "--paper", "table1"])  # fmt: skip
+    seeds.main()
+    assert capsys.readouterr().out == (ten / "table_partial_seed0.md").read_text()
+    protocol = json.loads((one / "seed0" / "results.json").read_text())["training"]
+    for grid in grids:
+        record = json.loads((grid / "results.json").read_text())
+        training = record["training"]
+        assert training["gate_inputs"] == ("state" if "gates_of_the_state" in str(grid) else "time")
+        for key in ("width", "epochs", "dropout", "step_size", "train_on", "learning_rate", "batch_size", "seed"):
+            assert training[key] == protocol[key], key
+        assert len(record["cells"]) == 16 * len(record["last_invocation"]["models"])
+        assert all(cell["epochs"] == 100 for cell in record["cells"].values())
+    hypernet = json.loads((ten / "seed0" / "results.json").read_text())["cells"]["identity/hypernet-10"]
+    assert hypernet["params"] == _hypernet_1_params(128, gates=10)
 
 
 def _grid_like(directory, copy, **training):
