@@ -1,8 +1,10 @@
 """benchmarks/es_budget.py: the budget rule, its table and plot on synthetic runs, and a tiny sweep."""
 
 import csv
+import hashlib
 import json
 import os
+import pathlib
 import shutil
 import types
 
@@ -221,3 +223,40 @@ def test_the_table_gives_each_runs_steps_at_its_side_by_side_cost(synthetic, tmp
     assert "| 8 ± 3 | 6667 | 2000 | 2 | 3/3 |" in markdown and "| – | – | 3/3 |" in markdown
     es_budget.plot(results, BUDGET, str(tmp_path / "es_budget.png"), costs)
     assert (tmp_path / "es_budget.png").stat().st_size > 10_000
+
+
+def test_the_committed_sweep_runs_are_the_configurations_they_are_named_after_stopped_at_the_budget(load_benchmark):
+    """`benchmarks/results/es_budget/runs/`: each finished run of the sweep is committed with its
+    curve, the checkpoint at the budget and that checkpoint's 10-episode score. (A run still in
+    progress in a working tree, short of the budget, is not one of them.)"""
+    es_budget = load_benchmark("es_budget")
+    budget = 5_000_000
+    root = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "es_budget" / "runs"
+    named = {
+        os.path.basename(es_budget.run_dir("", env_id, name, seed)): (env_id, name, seed)
+        for env_id in ("Swimmer-v5", "HalfCheetah-v5")
+        for name in es_budget.CONFIGS
+        for seed in (0, 1, 2)
+    }
+    logdirs = [path for path in sorted(root.iterdir()) if es_budget.finished(str(path), budget)]
+    assert logdirs
+    for logdir in logdirs:
+        env_id, name, seed = named[logdir.name]
+        [path] = map(pathlib.Path, checkpoint.list_checkpoints(logdir / "checkpoints"))
+        saved = checkpoint.load(str(path))
+        # The run's settings are the configuration's (the check a resumed run passes), and its last
+        # iteration is the first that reached the budget.
+        trainer._check_resume(saved.config, es_budget.make_config(env_id, name, seed, budget, 1000))
+        progress = es_budget.read_progress(logdir)
+        steps = progress["total_env_steps"]
+        assert steps[-1] >= budget > steps[-2]
+        for column in ("reward_centre", "total_env_steps", "seconds"):
+            np.testing.assert_array_equal(progress[column], [row[column] for row in saved.history])
+        with open(logdir / runs.SCORES_FILE) as f:
+            [(key, returns)] = json.load(f).items()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        assert key == f"{path.name} sha256:{digest} episodes=10 seed=0" and len(returns) == 10
+        # Another configuration's settings are refused (the check above can fail).
+        other = "k50" if name == "paper" else "paper"
+        with pytest.raises(ValueError):
+            trainer._check_resume(saved.config, es_budget.make_config(env_id, other, seed, budget, 1000))
