@@ -537,12 +537,13 @@ def test_the_printed_command_continues_a_run_whose_learning_rate_follows_a_sched
     import shlex
 
     logdir = str(tmp_path / "run")
-    assert cli.run(OPTIONS_ARGV + ["--logdir", logdir, "--lr-schedule", "cosine", "--iterations", "2"]) == 0
+    options = ["--lr-schedule", "cosine", "--lr-final", "0.0001", "--iterations", "2"]
+    assert cli.run(OPTIONS_ARGV + ["--logdir", logdir, *options]) == 0
     printed = capsys.readouterr()
     [line] = [line for line in (printed.out + printed.err).splitlines() if "to continue: " in line]
     command, note = line.split("to continue: ")[1].split(" (", 1)
     assert command.endswith("--lr-decay-iterations 2 --resume --iterations 4")  # the horizon the run started with
-    assert note == "the cosine schedule ends at iteration 2: the learning rate stays at 0 after it)"
+    assert note == "the cosine schedule ends at iteration 2: the learning rate stays at 0.0001 after it)"
     words = shlex.split(command)
     assert words[0] == "keras-odetoode" and cli.run(words[1:]) == 0
     assert checkpoint.load_latest(os.path.join(logdir, "checkpoints")).state.iteration == 4

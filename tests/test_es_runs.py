@@ -43,6 +43,12 @@ def test_a_schedule_keeps_its_horizon_in_the_command_that_continues():
         "to continue: keras-odetoode es --lr-decay-iterations 3 --resume --iterations 6 "
         "(the linear schedule ends at iteration 3: the learning rate stays at 0.001 after it)"
     )
+    ended = dict(config, lr_final=0.0)
+    assert runs.learning_summary(history, "r", "keras-odetoode es --iterations 3", ended).endswith(
+        "(r/learning_curve.png); the linear schedule has decayed the learning rate to 0: to train longer, start a new "
+        "run with more --iterations in another --logdir (--resume would go on at a learning rate of 0)"
+    )
+    assert "to continue: " in runs.learning_summary(history[:2], "r", "keras-odetoode es --iterations 3", ended)
     constant = {"lr_schedule": "constant", "lr_decay_iterations": None, "lr_final": None}
     assert runs.learning_summary(history, "r", "keras-odetoode es --iterations 3", constant).endswith(
         "to continue: keras-odetoode es --resume --iterations 6"

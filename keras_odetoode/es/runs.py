@@ -170,7 +170,8 @@ def learning_summary(history, logdir, command=None, config=None):
     The centre policy's return is one episode per iteration, so the end of the curve is
     the mean of its last `SUMMARY_ITERATIONS` iterations. `config` (the run's, as its
     checkpoint records it) tells whether the learning rate follows a schedule, whose
-    horizon the command that continues the run must keep.
+    horizon the command that continues the run must keep; a schedule that has ended at
+    a learning rate of 0 gets no such command (a longer run is a new run).
     """
     rewards = [row["reward_centre"] for row in history]
     last = rewards[-SUMMARY_ITERATIONS:]
@@ -181,6 +182,11 @@ def learning_summary(history, logdir, command=None, config=None):
     if command is None:
         return line + "."
     horizon = schedule_horizon(config)
+    if horizon is not None and len(history) >= horizon and config["lr_final"] == 0:
+        return line + (
+            f"; the {config['lr_schedule']} schedule has decayed the learning rate to 0: to train longer, start a "
+            "new run with more --iterations in another --logdir (--resume would go on at a learning rate of 0)"
+        )
     line += f"; to continue: {continue_command(command, 2 * len(history), horizon)}"
     if horizon is not None and 2 * len(history) > horizon:
         line += (
