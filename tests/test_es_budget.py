@@ -5,13 +5,15 @@ import hashlib
 import json
 import os
 import pathlib
+import re
+import shlex
 import shutil
 import types
 
 import numpy as np
 import pytest
 
-from keras_odetoode import es
+from keras_odetoode import cli, es
 from keras_odetoode.es import checkpoint, runs, trainer
 
 BUDGET = 1000
@@ -260,3 +262,59 @@ def test_the_committed_sweep_runs_are_the_configurations_they_are_named_after_st
         other = "k50" if name == "paper" else "paper"
         with pytest.raises(ValueError):
             trainer._check_resume(saved.config, es_budget.make_config(env_id, other, seed, budget, 1000))
+
+
+def test_the_readme_main_job_is_the_sweeps_k50_cosine_swimmer_run_and_states_its_three_seeds(
+    load_benchmark, monkeypatch
+):
+    """The README's first command trains what the sweep's k50-cosine Swimmer-v5 runs trained (its
+    seed 0; seeds 1 and 2 differ only in the seed), and the figures the README gives for it are
+    those runs' committed ones: the centre return at iteration 1 and the final policy's score."""
+    es_budget = load_benchmark("es_budget")
+    root = pathlib.Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    [command] = re.findall(r"^keras-odetoode es .*$", readme, re.M)
+    configs = []
+    monkeypatch.setattr(runs, "run", lambda config, *args, **kwargs: configs.append(config))
+    cli.main(shlex.split(command)[1:])
+    [config] = configs
+    assert (config.env_id, config.preset, config.seed) == ("Swimmer-v5", "k50-cosine", 0)
+    sweep = es_budget.make_config("Swimmer-v5", "k50-cosine", 0, 5_000_000, 1000)
+    fields = [name for name in trainer.ESConfig.RESUME_FIELDS if name != "preset"]  # the sweep named no preset
+    assert {name: getattr(config, name) for name in fields} == {name: getattr(sweep, name) for name in fields}
+
+    starts, scores = [], []
+    for seed in (0, 1, 2):
+        logdir = root / "benchmarks" / "results" / "es_budget" / "runs" / f"Swimmer-v5-k50-cosine-s{seed}"
+        progress = es_budget.read_progress(logdir)
+        assert len(progress["iteration"]) == config.iterations  # the budget stopped the sweep's run there
+        starts.append(progress["reward_centre"][0])
+        with open(logdir / runs.SCORES_FILE) as f:
+            [returns] = json.load(f).values()
+        scores.append(np.mean(returns))
+    flat = " ".join(readme.split())
+    assert f"starts at {min(starts):.0f} to {max(starts):.0f}" in flat
+    assert f"scores {min(scores):.0f} to {max(scores):.0f} (mean {np.mean(scores):.0f})" in flat
+
+
+def test_the_rerun_seed_0_gives_the_lost_runs_values_to_the_last_bit(load_benchmark):
+    """The seed-0 run directories were lost with a machine (README) and seed 0 was run again at the
+    same commits on the same kind of CPU: every committed seed-0 run gives the values that
+    `table_partial_seed0.csv` recorded from the lost run, bit for bit."""
+    es_budget = load_benchmark("es_budget")
+    results = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "es_budget"
+    with open(results / "table_partial_seed0.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 16  # 8 configurations × 2 tasks
+    budget = 5_000_000
+    for row in rows:
+        logdir = pathlib.Path(es_budget.run_dir(str(results), row["task"], row["config"], 0))
+        progress = es_budget.read_progress(logdir)
+        for fraction in es_budget.FRACTIONS:
+            reward = es_budget.value_at(fraction * budget, progress["total_env_steps"], progress["reward_centre"])
+            assert float(row[f"return_at_{fraction:g}_mean"]) == reward, (logdir.name, fraction)
+        assert float(row["iterations_mean"]) == len(progress["iteration"])
+        assert float(row["env_steps_mean"]) == progress["total_env_steps"][-1]
+        with open(logdir / runs.SCORES_FILE) as f:
+            [returns] = json.load(f).values()
+        assert float(row["final_policy_mean"]) == np.mean(returns), logdir.name

@@ -1,5 +1,6 @@
 """ES presets: the paper's settings by name; explicit options override them; runs record them."""
 
+import numpy as np
 import pytest
 
 from keras_odetoode.es import presets, trainer
@@ -22,6 +23,19 @@ def test_every_preset_sets_every_option_with_values_the_strategy_accepts():
     for name, options in presets.PRESETS.items():
         assert set(options) == set(presets.PRESET_OPTIONS), name
         trainer.ESConfig("Swimmer-v5", preset=name).strategy((es.ParamSpec("x", (2,)),))
+
+
+def test_the_k50_cosine_preset_is_the_papers_but_k_50_and_lr_0_02_decayed_to_0_over_the_iterations():
+    differ = {
+        name: value for name, value in presets.PRESETS["k50-cosine"].items() if value != presets.PRESETS["paper"][name]
+    }
+    assert differ == {"perturbations": 50, "learning_rate": 0.02, "lr_schedule": "cosine"}
+    assert presets.PRESETS["k50-cosine"]["lr_final"] == 0.0
+    strategy = trainer.ESConfig("Swimmer-v5", preset="k50-cosine", iterations=99).strategy((es.ParamSpec("x", (2,)),))
+    rates = [
+        es.scheduled_learning_rate(strategy.lr_schedule, t, strategy.learning_rate, 0.0, 99) for t in (0, 49.5, 99, 150)
+    ]
+    np.testing.assert_allclose(rates, [0.02, 0.01, 0.0, 0.0], atol=1e-12)
 
 
 def test_explicit_options_override_the_preset_and_the_run_records_both(monkeypatch):
@@ -49,7 +63,9 @@ def test_a_schedule_decays_over_the_iterations_unless_given():
 
 
 def test_unknown_presets_and_options_are_refused():
-    with pytest.raises(ValueError, match=r"^Unknown preset\. Expected one of \('paper',\)\. Received: preset='ars'$"):
+    with pytest.raises(
+        ValueError, match=r"^Unknown preset\. Expected one of \('paper', 'k50-cosine'\)\. Received: preset='ars'$"
+    ):
         trainer.ESConfig("Swimmer-v5", preset="ars")
     with pytest.raises(ValueError, match=r"Unknown preset options\..*Received: \['hidden'\]"):
         presets.resolve("paper", hidden=3)

@@ -24,9 +24,17 @@ PRESET_FLAGS = {
 }
 
 
-def _paper(name):
-    value = presets.PRESETS["paper"][name]
+def _paper(name, preset="paper"):
+    value = presets.PRESETS[preset][name]
     return "all" if value is None else value
+
+
+def _preset_values():
+    """Each preset's values, for `--preset`'s help: "paper: perturbations=200, …; k50-cosine: …"."""
+    return "; ".join(
+        f"{preset}: " + ", ".join(f"{name}={_paper(name, preset)}" for name in presets.PRESET_OPTIONS)
+        for preset in presets.PRESETS
+    )
 
 
 def register(subparsers):
@@ -72,7 +80,7 @@ def register(subparsers):
         default=presets.DEFAULT_PRESET,
         choices=sorted(presets.PRESETS),
         help="named values of the ES update's options below, which a flag given explicitly overrides. "
-        "paper: " + ", ".join(f"{name}={_paper(name)}" for name in presets.PRESET_OPTIONS),
+        + _preset_values(),
     )
     es.add_argument(
         "--perturbations",
