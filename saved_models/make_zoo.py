@@ -41,6 +41,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def from_repo_root(command, repo=REPO):
+    """`command` (one or more lines) with every path inside `repo` written relative to its root.
+
+    A card's commands are run from a clone's root: a run trained under the repository (e.g.
+    `benchmarks/results/zoo/runs/<name>`, committed with its last checkpoint) is continued
+    there with `--resume`, wherever the clone that trained it lived.
+    """
+    return command.replace(os.path.join(os.path.abspath(repo), ""), "")
 
 
 def folder_size(path):
@@ -98,6 +109,7 @@ def write_card(entry, card):
         )
     if card.get("references"):
         lines.append(f"| published on this task | {'; '.join(card['references'])} |")
+    lines += [f"| note | {note} |" for note in card.get("notes", [])]
     lines += ["", "## How it was trained", "", "```bash", card["train_command"], "```", ""]
     if card.get("training", {}).get("continue_command"):
         lines += [
@@ -110,13 +122,10 @@ def write_card(entry, card):
         ]
     if os.path.isfile(os.path.join(entry, "learning_curve.png")):
         lines += ["![learning curve: returns per ES iteration](learning_curve.png)", ""]
+    lines += ["## How it was scored", "", "```bash", card["score_command"], "```", ""]
+    if card.get("probe"):
+        lines += probe_text(card["probe"])
     lines += [
-        "## How it was scored",
-        "",
-        "```bash",
-        card["score_command"],
-        "```",
-        "",
         "## Use it",
         "",
         "```python",
@@ -134,33 +143,61 @@ def write_card(entry, card):
         f.write("\n".join(lines))
 
 
-PROBE_STARTS = 4  # episodes reset with seeds 0 … 3
-PROBE_STEPS = (0, 50, 100)  # observations kept: after these many uniformly random actions
+def probe_text(probe, rows=3):
+    """The card's probe section: how the observations were taken and the first `rows` actions."""
+    actions = probe["actions"]
+    lines = [
+        "## Probe",
+        "",
+        f"`card.json` (`probe`) holds {len(actions)} observations of the task ({probe['how']}) and the "
+        "actions this export serves on them. `tests/test_saved_models.py` checks the actions, which agree "
+        f"to float32 rounding on any CPU (episode returns need not: MuJoCo rollouts are chaotic). The first {rows}:",
+        "",
+        "| observation | action |",
+        "|---|---|",
+    ]
+    for observation, action in zip(probe["observations"][:rows], actions[:rows]):
+        shown = ", ".join(f"{v:.3f}" for v in observation[:4]) + (", …" if len(observation) > 4 else "")
+        lines.append(f"| ({shown}) | ({', '.join(f'{v:.3f}' for v in action)}) |")
+    return lines + [""]
+
+
+PROBE_SIZE = 12  # observations kept
+PROBE_STEPS = (0, 50, 100)  # after these many uniformly random actions
 
 
 def policy_probe(entry, env_id):
-    """Observations of `env_id` under random actions, and the actions `entry` serves on them."""
+    """`PROBE_SIZE` observations of `env_id` under random actions, and the actions `entry` serves on them.
+
+    Episodes are reset with seeds 0, 1, … until there are enough: one that ends early under
+    random actions (Hopper falls within 50 steps) gives fewer than `len(PROBE_STEPS)`.
+    """
     from keras_odetoode.es import envs
     from keras_odetoode.export import load_serving
 
     env = envs.make_env(env_id)
     env.action_space.seed(0)
     observations = []
-    for start in range(PROBE_STARTS):
+    start = 0
+    while len(observations) < PROBE_SIZE:
+        if start == 100 * PROBE_SIZE:
+            raise RuntimeError(f"{env_id}: {start} random-action episodes gave {len(observations)} observations")
         obs, _ = env.reset(seed=start)
         for step in range(max(PROBE_STEPS) + 1):
-            if step in PROBE_STEPS:
+            if step in PROBE_STEPS and len(observations) < PROBE_SIZE:
                 observations.append(np.asarray(obs, np.float32).reshape(-1))
             if step == max(PROBE_STEPS):
                 break
             obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            if terminated or truncated:  # an episode that ended early gives fewer observations
+            if terminated or truncated:
                 break
+        start += 1
     env.close()
     observations = np.stack(observations)
     actions = load_serving(entry)(observations)
     return {
-        "how": f"reset seeds 0…{PROBE_STARTS - 1}, after {', '.join(map(str, PROBE_STEPS))} uniformly random actions",
+        "how": f"episodes reset with seeds 0…{start - 1}, the observations after "
+        f"{', '.join(map(str, PROBE_STEPS))} uniformly random actions while the episode lasts",
         "observations": _float32_lists(observations),
         "actions": _float32_lists(actions),
     }
@@ -176,8 +213,7 @@ def add_probe(args):
     with open(os.path.join(entry, "card.json")) as f:
         card = json.load(f)
     card["probe"] = policy_probe(entry, card["task"])
-    with open(os.path.join(entry, "card.json"), "w") as f:
-        json.dump(card, f, indent=2)
+    write_card(entry, card)
 
 
 def training_of(run, metadata):
@@ -207,7 +243,9 @@ def training_of(run, metadata):
         "gain_over_last_fifth": gain,
         "plateaued": None if gain is None else gain <= runs.PLATEAU_GAIN,
         "continue_command": command
-        and runs.continue_command(command, 2 * len(rows), runs.schedule_horizon(metadata.get("config"))),
+        and from_repo_root(
+            runs.continue_command(command, 2 * len(rows), runs.schedule_horizon(metadata.get("config")))
+        ),
     }
 
 
@@ -269,8 +307,13 @@ def make_policy(args):
         },
         "size_bytes": 0,
         "date": datetime.date.today().isoformat(),
-        "data": f"{env_id} simulator (gymnasium, MuJoCo)",
-        "train_command": args.train_command,
+        "data": f"{env_id} simulator ("
+        + (
+            "DeepMind Control Suite through shimmy, MuJoCo)"
+            if env_id.startswith("dm_control/")
+            else "gymnasium, MuJoCo)"
+        ),
+        "train_command": from_repo_root(args.train_command),
         "score_command": f"keras-odetoode evaluate saved_models/{args.name} --episodes {args.episodes} --seed {args.seed}",
         "io": "observations (batch, obs_dim) float32 → actions (batch, act_dim), clip to the action space",
     }
@@ -278,6 +321,7 @@ def make_policy(args):
     if args.goal is not None:
         card["goal"] = {"return": args.goal, "reached": bool(returns.mean() >= args.goal), "source": args.goal_source}
     card["references"] = list(args.reference)
+    card["notes"] = list(args.note)
     card["signature"] = signature_of(entry)
     card["probe"] = policy_probe(entry, env_id)
     card["size_bytes"] = folder_size(entry)
@@ -366,6 +410,7 @@ def main(argv=None):
     policy.add_argument("--goal", type=float, help="the return this policy aimed at")
     policy.add_argument("--goal-source", default="", help="where --goal comes from")
     policy.add_argument("--reference", action="append", default=[], help="a published score on the same task")
+    policy.add_argument("--note", action="append", default=[], help="a line the card adds on how the run was chosen")
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -48,7 +48,7 @@ POLICIES = {
     "cheetah_run_odetoode": {
         "env": "dm_control/cheetah-run-v0",
         "goal": None,
-        "references": [],  # neither ARS nor the SB3 zoo report this task
+        "references": ["none from ARS (Mania et al. 2018) or the SB3 RL Zoo, which report no DeepMind Control task"],
     },
 }
 
@@ -112,6 +112,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--episodes", type=int, default=10, help="episodes the exported policy is scored on")
     parser.add_argument("--zoo", default=HERE, help="the folder the entry goes in (default: saved_models/)")
+    parser.add_argument("--note", action="append", default=[], help="a line for the card, e.g. why this seed")
     argv = sys.argv[1:] if argv is None else list(argv)
     es_args = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
@@ -131,6 +132,8 @@ def main(argv=None):
         zoo_args += ["--goal", str(entry["goal"][0]), "--goal-source", entry["goal"][1]]
     for reference in entry["references"]:
         zoo_args += ["--reference", reference]
+    for note in args.note:
+        zoo_args += ["--note", note]
     make_zoo.main(zoo_args)
 
 

@@ -10,7 +10,8 @@ from keras_odetoode.export import load_serving
 
 ZOO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
 ENTRIES = sorted(d for d in os.listdir(ZOO) if os.path.isfile(os.path.join(ZOO, d, "card.json")))
-REQUIRED = {"swimmer_odetoode", "halfcheetah_odetoode", "mnist_odetoode1"}
+REQUIRED = {"swimmer_odetoode", "halfcheetah_odetoode", "hopper_odetoode", "cheetah_run_odetoode", "mnist_odetoode1"}
+POLICIES = [name for name in ENTRIES if name != "mnist_odetoode1"]
 
 
 def _card(name):
@@ -102,3 +103,38 @@ def test_policy_serves_the_actions_its_card_probed(name):
     actions = np.asarray(load_serving(os.path.join(ZOO, name))(observations))
     np.testing.assert_allclose(actions, probe["actions"], rtol=1e-4, atol=1e-4)
     assert np.ptp(actions, axis=0).min() > 0.1  # the policy responds to its input: the check can fail
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_a_policy_was_trained_to_a_plateau_or_300_iterations_by_the_run_committed_beside_it(name):
+    """Each policy's run is committed (`progress.csv` and its last checkpoint) where its card's
+    commands put it, and the card's account of the training is that run's: iterations, steps,
+    the gain over the last fifth, the best centre iteration; trained for at least 300 iterations
+    or until the gain was at most 5 %."""
+    import csv
+    import shlex
+
+    from keras_odetoode.es import checkpoint, runs
+
+    card = _card(name)
+    root = os.path.dirname(ZOO)
+    commands = [shlex.split(line) for line in card["train_command"].splitlines()]
+    [logdir] = {command[command.index("--logdir") + 1] for command in commands}
+    assert not os.path.isabs(logdir)  # run from a clone's root
+    with open(os.path.join(root, logdir, "progress.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    rewards = [float(row["reward_centre"]) for row in rows]
+    training = card["training"]
+    assert training["iterations"] == len(rows) == int(commands[-1][commands[-1].index("--iterations") + 1])
+    assert training["env_steps"] == int(rows[-1]["total_env_steps"])
+    assert training["gain_over_last_fifth"] == pytest.approx(runs.plateau_gain(rewards))
+    assert len(rows) >= 300 or training["gain_over_last_fifth"] <= runs.PLATEAU_GAIN
+    assert rewards[training["best_iteration"] - 1] == max(rewards)
+    # `--resume` in the card's continue command finds the run's last iteration.
+    latest = checkpoint.load_latest(os.path.join(root, logdir, "checkpoints"))
+    assert len(latest.history) == len(rows)
+    assert card["training"]["continue_command"].startswith(" ".join(commands[0][:4]))
+    goal = card.get("goal")
+    if goal is not None:
+        assert goal["reached"] == (card["score"]["mean"] >= goal["return"])
+    assert card["signature"]["input"]["name"] == "observation" and card["signature"]["output"]["name"] == "action"

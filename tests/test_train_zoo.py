@@ -26,7 +26,7 @@ def test_a_toy_run_goes_on_until_its_plateau_and_its_card_says_how_it_trained(tm
     tiny = ["--perturbations", "2", "--episode-length", "5", "--hidden", "4", "--seed", "3"]
     zoo.main(["swimmer_odetoode", "--runs", str(tmp_path / "runs"), "--min-iterations", "21",
               "--max-iterations", "26", "--workers", "0", "--episodes", "2", "--zoo", str(tmp_path / "zoo"),
-              "--", *tiny])  # fmt: skip
+              "--note", "seed 3, the only one tried", "--", *tiny])  # fmt: skip
     logdir = tmp_path / "runs" / "swimmer_odetoode"
     with open(logdir / "progress.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -56,6 +56,8 @@ def test_a_toy_run_goes_on_until_its_plateau_and_its_card_says_how_it_trained(tm
     assert f"| trained for | {len(rows)} ES iterations, 0.0 M environment steps" in readme
     reached = "reached" if card["goal"]["reached"] else "not reached"
     assert f"| goal | 325 ({zoo._ARS}): **{reached}** |" in readme
+    assert card["notes"] == ["seed 3, the only one tried"] and "| note | seed 3, the only one tried |" in readme
+    assert "## Probe" in readme and len(card["probe"]["actions"]) == 12
     # Run again, the finished run is not trained further.
     logged = []
     assert zoo.train("swimmer_odetoode", str(tmp_path / "runs"), 21, 26, 0, tiny, log=logged.append) == str(logdir)
@@ -96,3 +98,22 @@ def test_a_run_stopped_early_by_a_budget_is_reported_not_repeated(tmp_path, monk
     tiny = ["--perturbations", "2", "--episode-length", "5", "--hidden", "4", "--max-env-steps", "150"]
     with pytest.raises(SystemExit, match="the run stopped at 10 of 21 iterations"):  # 15 steps an iteration
         _train_zoo().train("swimmer_odetoode", str(tmp_path), 21, 26, 0, tiny, log=lambda line: None)
+
+
+def test_a_cards_commands_name_the_paths_inside_the_repository_from_its_root():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "saved_models"))
+    import make_zoo
+
+    trained = (
+        f"keras-odetoode es --env Hopper-v5 --iterations 300 --logdir {ROOT}/benchmarks/results/zoo/runs/hopper\n"
+        f"keras-odetoode es --env Hopper-v5 --iterations 375 --logdir {ROOT}/benchmarks/results/zoo/runs/hopper --resume"
+    )
+    assert make_zoo.from_repo_root(trained) == (
+        "keras-odetoode es --env Hopper-v5 --iterations 300 --logdir benchmarks/results/zoo/runs/hopper\n"
+        "keras-odetoode es --env Hopper-v5 --iterations 375 --logdir benchmarks/results/zoo/runs/hopper --resume"
+    )
+    # Paths outside it, including a sibling whose name starts like the repository's, stay as they are.
+    for outside in ("--logdir /tmp/runs/hopper", f"--logdir {ROOT}-old/runs/hopper", "--logdir runs/hopper"):
+        assert make_zoo.from_repo_root(outside) == outside
