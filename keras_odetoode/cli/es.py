@@ -24,7 +24,7 @@ PRESET_FLAGS = {
 }
 
 
-def _paper(name, preset="paper"):
+def _preset_value(name, preset="paper"):
     value = presets.PRESETS[preset][name]
     return "all" if value is None else value
 
@@ -32,7 +32,7 @@ def _paper(name, preset="paper"):
 def _preset_values():
     """Each preset's values, for `--preset`'s help: "paper: perturbations=200, …; k50-cosine: …"."""
     return "; ".join(
-        f"{preset}: " + ", ".join(f"{name}={_paper(name, preset)}" for name in presets.PRESET_OPTIONS)
+        f"{preset}: " + ", ".join(f"{name}={_preset_value(name, preset)}" for name in presets.PRESET_OPTIONS)
         for preset in presets.PRESETS
     )
 
@@ -85,18 +85,18 @@ def register(subparsers):
     es.add_argument(
         "--perturbations",
         type=int,
-        help=f"k, perturbations per iteration, even (None: the preset's; paper: {_paper('perturbations')})",
+        help=f"k, perturbations per iteration, even (None: the preset's; paper: {_preset_value('perturbations')})",
     )
     es.add_argument(
         "--sigma",
         type=float,
-        help=f"σ, standard deviation of the perturbations (None: the preset's; paper: {_paper('sigma')})",
+        help=f"σ, standard deviation of the perturbations (None: the preset's; paper: {_preset_value('sigma')})",
     )
     es.add_argument(
         "--lr",
         type=float,
         help="learning rate of the ES update; with --lr-schedule, of the first update "
-        f"(None: the preset's; paper: {_paper('learning_rate')})",
+        f"(None: the preset's; paper: {_preset_value('learning_rate')})",
     )
     es.add_argument(
         "--no-antithetic",
@@ -108,12 +108,12 @@ def register(subparsers):
     es.add_argument(
         "--fitness-shaping",
         choices=("z_score", "centered_ranks", "raw"),
-        help=f"how returns are turned into update weights (None: the preset's; paper: {_paper('fitness_shaping')})",
+        help=f"how returns are turned into update weights (None: the preset's; paper: {_preset_value('fitness_shaping')})",
     )
     es.add_argument(
         "--optimizer",
         choices=("sgd", "adam"),
-        help=f"rule applying the ES gradient (None: the preset's; paper: {_paper('optimizer')})",
+        help=f"rule applying the ES gradient (None: the preset's; paper: {_preset_value('optimizer')})",
     )
     es.add_argument(
         "--top-directions",
@@ -121,19 +121,19 @@ def register(subparsers):
         metavar="B",
         help="keep only the B antithetic pairs with the best max(F+, F-) in the update, z-scored among "
         "themselves with the z_score shaping (ARS V2-t, Mania et al. 2018); 1 <= B <= k/2 "
-        f"(None: the preset's; paper: {_paper('top_directions')} k/2 pairs)",
+        f"(None: the preset's; paper: {_preset_value('top_directions')} k/2 pairs)",
     )
     es.add_argument(
         "--lr-schedule",
         choices=("constant", "linear", "cosine"),
         help="decay of the learning rate from --lr to --lr-final over --lr-decay-iterations "
-        f"(None: the preset's; paper: {_paper('lr_schedule')})",
+        f"(None: the preset's; paper: {_preset_value('lr_schedule')})",
     )
     es.add_argument(
         "--lr-final",
         type=float,
         help="the learning rate a schedule decays to, 0 <= it <= --lr "
-        f"(None: the preset's; paper: {_paper('lr_final')})",
+        f"(None: the preset's; paper: {_preset_value('lr_final')})",
     )
     es.add_argument(
         "--lr-decay-iterations",
