@@ -333,6 +333,44 @@ def test_nan_rewards_rank_worst_and_training_continues(tmp_path):
         np.testing.assert_array_equal(result.state.params[name], value)
 
 
+def test_a_reward_shift_ranks_the_return_minus_shift_per_step_and_logs_the_return(tmp_path):
+    """ARS's survival-bonus shift: the update sees F − shift × length; progress.csv and the best policy see F."""
+    from test_es_rollouts import make_scripted, scripted_policy
+
+    shift = 0.7
+    config = trainer.ESConfig(
+        "ESTest/Scripted",
+        perturbations=14,
+        antithetic=False,
+        episode_length=3,
+        iterations=3,
+        seed=0,
+        reward_shift=shift,
+    )
+    with RecordingBackend(make_scripted, scripted_policy) as backend:
+        result = trainer.train(config, scripted_policy, backend, logdir=str(tmp_path), progress=False)
+    assert result.config["reward_shift"] == shift
+
+    policy = rollouts.PopulationPolicy(scripted_policy())
+    strategy = config.strategy(policy.specs)
+    state = strategy.init(policy.get_params(), seed=config.seed)
+    for row, evaluated in zip(result.history, backend.results, strict=True):
+        returns, lengths = evaluated.returns[:14], evaluated.lengths[:14]
+        finite = np.isfinite(returns)
+        # ScriptedEnv's episodes last min(1 + seed % 5, 3) steps; members are independent here, so they differ.
+        assert len(set(lengths[finite])) > 1
+        assert row["reward_mean"] == returns[finite].mean() and row["reward_centre"] == evaluated.returns[14]
+        fitness = returns - shift * lengths
+        noise = strategy.noise(state)
+        shifted, plain = (es.flatten(strategy.gradient(noise, f), strategy.specs) for f in (fitness, returns))
+        assert not np.allclose(shifted, plain)  # the shift changes the update
+        state, _ = strategy.tell(state, noise, fitness)
+    for name, value in state.params.items():  # the run made exactly these updates
+        np.testing.assert_array_equal(result.state.params[name], value)
+    best = max(result.history, key=lambda row: row["reward_centre"])
+    assert result.best["reward"] == best["reward_centre"] and result.best["iteration"] == best["iteration"]
+
+
 def test_unknown_env_from_cli_says_how_to_list_ids(tmp_path):
     with pytest.raises(ValueError, match="gymnasium.pprint_registry"):
         run_cli(["es", "--env", "NoSuchEnv-v0", "--logdir", str(tmp_path)])
@@ -513,7 +551,8 @@ def test_a_resume_with_another_preset_or_option_is_refused_and_the_logdir_is_unt
         "preset": ["--preset", "paper-copy", "--iterations", "1"],
         "top_directions": ["--top-directions", "2", "--iterations", "1"],
         "lr_schedule": ["--lr-schedule", "cosine", "--iterations", "1"],
-        "lr_decay_iterations": ["--iterations", "2"],  # the schedule was fixed over 1 iteration
+        "reward_shift": ["--reward-shift", "1", "--iterations", "1"],
+        "lr_decay_iterations": ["--iterations", "2"],  # the schedule was fixed over 1 iteration (last: the hint)
     }
     for field, extra in refused.items():
         capsys.readouterr()
@@ -573,8 +612,9 @@ def test_the_printed_command_continues_a_run_whose_learning_rate_follows_a_sched
             "lr_final must be a number ≥ 0 and ≤ 0.01. Received: lr_final=0.5",
         ),
         (["--max-env-steps", "0"], "max_env_steps must be an integer ≥ 1 or None. Received: max_env_steps=0"),
+        (["--reward-shift", "inf"], "reward_shift must be finite. Received: reward_shift=inf"),
     ],
-    ids=["b=0", "b<0", "b>k/2", "b-independent", "preset", "lr-final", "max-env-steps"],
+    ids=["b=0", "b<0", "b>k/2", "b-independent", "preset", "lr-final", "max-env-steps", "reward-shift"],
 )
 def test_bad_es_options_are_one_line_before_anything_is_written(extra, message, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)

@@ -142,7 +142,15 @@ def as_version_2(path):
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
     header = json.loads(str(arrays["header"]))
-    new_options = ("preset", "top_directions", "lr_schedule", "lr_final", "lr_decay_iterations", "max_env_steps")
+    new_options = (
+        "preset",
+        "top_directions",
+        "lr_schedule",
+        "lr_final",
+        "lr_decay_iterations",
+        "max_env_steps",
+        "reward_shift",
+    )
     header["config"] = {k: v for k, v in header["config"].items() if k not in new_options}
     header["history"] = [{k: v for k, v in row.items() if k != "total_seconds"} for row in header["history"]]
     arrays["header"] = np.array(json.dumps({**header, "format_version": 2}))
@@ -177,3 +185,30 @@ def test_a_version_2_checkpoint_resumes_with_the_papers_update(tmp_path):
     for name, value in straight.state.params.items():
         np.testing.assert_array_equal(resumed.state.params[name], value)
     assert [row["reward_mean"] for row in resumed.history] == [row["reward_mean"] for row in straight.history]
+
+
+def test_a_version_3_checkpoint_resumes_without_a_reward_shift_and_refuses_one(tmp_path):
+    from keras_odetoode.es import backends
+    from test_es_cli import env_fn, policy_fn
+
+    config = trainer.ESConfig("Swimmer-v5", perturbations=4, episode_length=15, iterations=2, seed=2)
+    with backends.InProcessBackend(env_fn, policy_fn) as backend:
+        straight = trainer.train(config, policy_fn, backend, logdir=str(tmp_path / "a"), progress=False)
+        logdir = str(tmp_path / "b")
+        trainer.train(trainer.ESConfig(**{**config.to_dict(), "iterations": 1}), policy_fn, backend, logdir=logdir)
+        path = checkpoint.list_checkpoints(f"{logdir}/checkpoints")[-1]
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+        header = json.loads(str(arrays["header"]))
+        del header["config"]["reward_shift"]  # as version 3 wrote it
+        arrays["header"] = np.array(json.dumps({**header, "format_version": 3}))
+        np.savez(path, **arrays)
+
+        assert checkpoint.load(path).config["reward_shift"] == 0.0
+        with pytest.raises(ValueError, match=r"Mismatched.*'reward_shift': \(0\.0, 1\.0\)"):
+            trainer._check_resume(
+                checkpoint.load(path).config, trainer.ESConfig(**{**config.to_dict(), "reward_shift": 1})
+            )
+        resumed = trainer.train(config, policy_fn, backend, logdir=logdir, resume="latest", progress=False)
+    for name, value in straight.state.params.items():
+        np.testing.assert_array_equal(resumed.state.params[name], value)

@@ -149,6 +149,15 @@ def register(subparsers):
         "the centre's episodes included (None: no limit)",
     )
     es.add_argument(
+        "--reward-shift",
+        type=float,
+        default=0.0,
+        metavar="SHIFT",
+        help="subtract SHIFT from every step's reward in the returns the update ranks (ARS's survival-bonus "
+        "shift: 1 for Hopper-v5 and Walker2d-v5, 5 for Humanoid-v5, whose healthy reward otherwise makes "
+        "standing still a local optimum); progress.csv, the best policy and scores keep the task's reward",
+    )
+    es.add_argument(
         "--seed", type=int, default=0, help="seed of the perturbations, the episodes and the policy's initialisation"
     )
     es.add_argument("--episode-length", type=int, default=1000, help="maximum steps per episode")
@@ -190,6 +199,7 @@ def run_es(args):
         **{option: getattr(args, flag) for flag, option in PRESET_FLAGS.items()},
         lr_decay_iterations=args.lr_decay_iterations,
         max_env_steps=args.max_env_steps,
+        reward_shift=args.reward_shift,
         seed=args.seed,
         episode_length=args.episode_length,
         normalize_observations=not args.no_obs_norm,

@@ -26,9 +26,10 @@ from keras_odetoode.es.strategy import ESState
 #: best iteration from 0, recorded no commands, and may lack policy_kwargs' gate_inputs
 #: (its gated flows read the time). Version 2 had no preset, top directions, learning-rate
 #: schedule nor step budget in its config (its runs were the paper's preset with every
-#: pair and a constant learning rate) and no total_seconds in its history.
-#: `upgrade_header` reads both as version 3.
-FORMAT_VERSION = 3
+#: pair and a constant learning rate) and no total_seconds in its history. Version 3 had no
+#: reward shift (its fitness was the environment's return). `upgrade_header` reads them all
+#: as version 4.
+FORMAT_VERSION = 4
 #: What a version-2 run was, in the options version 3 added.
 _VERSION_2_OPTIONS = {
     "preset": "paper",
@@ -131,10 +132,16 @@ def _header_2_to_3(header):
     return {**header, "config": {**_VERSION_2_OPTIONS, **header["config"]}, "history": history}
 
 
+def _header_3_to_4(header):
+    return {**header, "config": {**header["config"], "reward_shift": 0.0}}
+
+
 def upgrade_header(header):
     """A checkpoint header in the current format (`FORMAT_VERSION`), whatever its version."""
     try:
-        return records.upgrade(header, "checkpoint", {1: _header_1_to_2, 2: _header_2_to_3}, FORMAT_VERSION)
+        return records.upgrade(
+            header, "checkpoint", {1: _header_1_to_2, 2: _header_2_to_3, 3: _header_3_to_4}, FORMAT_VERSION
+        )
     except InputError as error:
         raise CheckpointError(str(error)) from None
 

@@ -77,6 +77,8 @@ def describe_update(config):
     if config.top_directions is not None:
         parts.append(f"top {config.top_directions} of {config.perturbations // 2} pairs")
     parts += [config.fitness_shaping, config.optimizer] + ([] if config.antithetic else ["no antithetic pairs"])
+    if config.reward_shift:
+        parts.append(f"fitness = return − {config.reward_shift:g} per step")
     return f"preset {config.preset}: {', '.join(parts)}"
 
 

@@ -14,6 +14,7 @@ learning curve (learning_curve.png) and the best policy as a SavedModel
 import csv
 import dataclasses
 import logging
+import math
 import os
 import sys
 import time
@@ -21,7 +22,7 @@ import time
 import numpy as np
 
 from keras_odetoode import records
-from keras_odetoode.checks import check_integer
+from keras_odetoode.checks import check_integer, check_real
 from keras_odetoode.es import checkpoint as checkpoint_lib
 from keras_odetoode.es import policies, presets, rollouts
 from keras_odetoode.es.normalization import ObsStats
@@ -75,6 +76,12 @@ class ESConfig:
             have the T the run started with.
         max_env_steps: also stop after the first iteration at which the run has taken
             this many environment steps (the centre's episodes included); None: no limit.
+        reward_shift: subtracted from every step's reward in the returns the update
+            ranks, i.e. a member's fitness is its return − shift × its episode length
+            (ARS's survival-bonus shift, Mania et al. 2018: 1 for Hopper and Walker2d,
+            5 for Humanoid, where standing still earns the bonus at every step). The
+            logged returns, the best-policy choice and every score keep the
+            environment's reward. 0 (the paper's): the return itself.
     """
 
     env_id: str
@@ -97,11 +104,15 @@ class ESConfig:
     lr_final: float = None
     lr_decay_iterations: int = None
     max_env_steps: int = None
+    reward_shift: float = 0.0
 
     def __post_init__(self):
         for name in ("iterations", "episode_length"):
             check_integer(name, getattr(self, name), 1)
         check_integer("max_env_steps", self.max_env_steps, 1, allow_none=True)
+        if not math.isfinite(check_real("reward_shift", self.reward_shift)):
+            raise ValueError(f"reward_shift must be finite. Received: reward_shift={self.reward_shift!r}")
+        self.reward_shift = float(self.reward_shift)
         resolved = presets.resolve(self.preset, **{name: getattr(self, name) for name in presets.PRESET_OPTIONS})
         for name, value in resolved.items():
             setattr(self, name, value)
@@ -138,6 +149,7 @@ class ESConfig:
         "evaluate_centre",
         "preset",
         "lr_decay_iterations",
+        "reward_shift",
     )
 
 
@@ -159,7 +171,8 @@ def es_iteration(strategy, state, obs_stats, backend, config):
     else:
         mean, variance = np.zeros_like(obs_stats.mean, np.float32), np.ones_like(obs_stats.mean, np.float32)
     result = backend.evaluate(population, seeds, mean, variance, config.episode_length)
-    new_state, info = strategy.tell(state, noise, result.returns[:k])
+    fitness = result.returns[:k] - config.reward_shift * result.lengths[:k]
+    new_state, info = strategy.tell(state, noise, fitness)
     if config.normalize_observations:
         obs_stats = obs_stats.merge_members(result.obs_count, result.obs_sum, result.obs_sumsq)
     return new_state, obs_stats, result, info
