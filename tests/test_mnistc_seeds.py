@@ -192,11 +192,13 @@ def test_ten_gate_table_is_reproduced_from_the_committed_runs(capsys, monkeypatc
     root = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results"
     one, ten = root / "mnistc_table1_clean_100ep", root / "mnistc_table1_10"
     # The finished grids (a run in progress in a working tree writes its results.json as it goes).
-    grids = [ten / "seed0", ten / "gates_of_the_state" / "seed0", ten / "seed1"]
-    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(one / "seed0"), "--add", str(ten / "seed0"),
-                                     "--add", str(ten / "gates_of_the_state" / "seed0"), "--paper", "table1"])  # fmt: skip
+    grids = [ten / "seed0", ten / "gates_of_the_state" / "seed0", ten / "seed1", ten / "gates_of_the_state" / "seed1"]
+    state = ten / "gates_of_the_state"
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(one / "seed0"), str(one / "seed1"),
+                                     "--add", str(ten / "seed0"), str(ten / "seed1"),
+                                     "--add", str(state / "seed0"), str(state / "seed1"), "--paper", "table1"])  # fmt: skip
     seeds.main()
-    assert capsys.readouterr().out == (ten / "table_partial_seed0.md").read_text()
+    assert capsys.readouterr().out == (ten / "table_partial_seeds01.md").read_text()
     for grid in grids:
         record = json.loads((grid / "results.json").read_text())
         training = record["training"]
