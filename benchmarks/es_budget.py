@@ -33,8 +33,10 @@ Writes:
 
 The configurations (`CONFIGS`, chosen with `--configs`) are the paper's settings (k = 200,
 σ = 0.1, lr = 0.01, z-score, SGD, every pair), the same with k = 50 and k = 16, and at one
-of these k one more option changed: top directions, Adam, or a cosine schedule; and one
-added after the first seed's results, top directions and the cosine schedule together.
+of these k one more option changed: top directions, Adam, or a cosine schedule; one
+added after the first seed's results, top directions and the cosine schedule together; and,
+for tasks that pay a healthy reward of 1 a step (Hopper, Walker2d), top directions with
+ARS's survival-bonus shift (`reward_shift`).
 
     MUJOCO_GL=disable python benchmarks/es_budget.py --envs Swimmer-v5 HalfCheetah-v5 \\
         --seeds 0 1 2 --budget 5000000 --workers 2 --out benchmarks/results/es_budget
@@ -70,6 +72,11 @@ CONFIGS = {
     "k50-top10-cosine": (
         {"perturbations": 50, "top_directions": 10, "learning_rate": 0.02, "lr_schedule": "cosine"},
         "k = 50, the best 10 of 25 pairs, cosine decay from lr 0.02 to 0 (added after seed 0)",
+    ),
+    # For the tasks with a healthy reward (Hopper, Walker2d: 1 a step), beside k50-top10.
+    "k50-top10-shift1": (
+        {"perturbations": 50, "top_directions": 10, "reward_shift": 1.0},
+        "k = 50, the best 10 of 25 pairs, fitness = return − 1 per step (ARS's survival-bonus shift)",
     ),
 }
 #: The fractions of the budget the table reports the return at.
