@@ -332,6 +332,21 @@ def test_worker_processes_leave_ctrl_c_to_the_parent():
     np.testing.assert_array_equal(interrupted.returns, reference.returns)
 
 
+def test_a_worker_process_whose_parent_has_gone_exits_quietly(capfd):
+    """A killed parent leaves its workers a closed pipe: the reply they cannot send ends them, exit code 0,
+    without the traceback a BrokenPipeError would print."""
+    with backends.ProcessBackend(make_scripted, scripted_policy, workers=1) as backend:
+        worker = backend.workers[0]
+        assert worker.wait_ready()
+        population = rollouts.PopulationPolicy(scripted_policy()).get_params()
+        population = {name: np.stack([value, value]) for name, value in population.items()}
+        worker.request(1, (population, np.array([0, 1]), np.zeros(3), np.ones(3), 3))
+        worker.conn.close()  # the parent goes before the reply
+        worker.process.join(timeout=120)
+        assert worker.process.exitcode == 0
+    assert "Traceback" not in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("name", ["deepnet", "deepresnet", "baseode", "nanode"])
 @pytest.mark.parametrize(
     "options", [{}, {"flow": "gated", "num_gates": 2, "gate_inputs": "state"}], ids=["iso", "state"]

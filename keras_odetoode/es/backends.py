@@ -92,9 +92,11 @@ def _process_main(conn, env_fn, policy_fn, jit_compile, pipeline_chunks):
     try:
         worker = RolloutWorker(env_fn, policy_fn, jit_compile=jit_compile, pipeline_chunks=pipeline_chunks)
     except Exception:
-        conn.send((None, "error", traceback.format_exc()))
+        _reply(conn, (None, "error", traceback.format_exc()))
         return
-    conn.send((None, "ready", None))
+    if not _reply(conn, (None, "ready", None)):
+        worker.close()
+        return
     while True:
         try:
             message = conn.recv()
@@ -104,10 +106,21 @@ def _process_main(conn, env_fn, policy_fn, jit_compile, pipeline_chunks):
             break
         call, args = message
         try:
-            conn.send((call, "ok", worker.run(*args)))
+            reply = (call, "ok", worker.run(*args))
         except Exception:
-            conn.send((call, "error", traceback.format_exc()))
+            reply = (call, "error", traceback.format_exc())
+        if not _reply(conn, reply):
+            break
     worker.close()
+
+
+def _reply(conn, message):
+    """Send `message` to the parent; False, quietly, if the parent has gone (killed, or closed its end)."""
+    try:
+        conn.send(message)
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+    return True
 
 
 class _ProcessWorker:
