@@ -36,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from keras_odetoode import es  # noqa: E402
-from keras_odetoode.es import runs  # noqa: E402
+from keras_odetoode.es import runs, trainer  # noqa: E402
 
 POLICY_LABELS = {
     "odetoode": "ODEtoODE",
@@ -48,10 +48,13 @@ POLICY_LABELS = {
 }
 
 
-def run_one(env_id, policy, seed, args):
-    """Train (or resume, or skip if finished) one ES run; returns its directory and history."""
-    logdir = os.path.join(args.out, "runs", f"{env_id.replace('/', '_')}-{policy}-s{seed}")
-    config = es.ESConfig(
+def run_dir(out, env_id, policy, seed):
+    return os.path.join(out, "runs", f"{env_id.replace('/', '_')}-{policy}-s{seed}")
+
+
+def make_config(env_id, policy, seed, args):
+    """The `ESConfig` of one run: the same ES settings for every policy, baselines matched to ODEtoODE's size."""
+    return es.ESConfig(
         env_id=env_id,
         policy=policy,
         policy_kwargs={"hidden": args.hidden, "match_params": policy != "odetoode", "seed": seed},
@@ -62,10 +65,18 @@ def run_one(env_id, policy, seed, args):
         seed=seed,
         episode_length=args.episode_length,
     )
+
+
+def run_one(env_id, policy, seed, args):
+    """Train (or resume, or skip if finished) one ES run; returns its directory and history."""
+    logdir = run_dir(args.out, env_id, policy, seed)
+    config = make_config(env_id, policy, seed, args)
     info = es.env_info(env_id)
     policy_fn = functools.partial(es.build_policy, policy, info.obs_dim, info.act_dim, **config.policy_kwargs)
     previous = es.checkpoint.load_latest(os.path.join(logdir, "checkpoints")) if os.path.isdir(logdir) else None
     if previous is not None and previous.state.iteration >= args.iterations:
+        # A finished run is reused only if it is this one (ValueError otherwise, as for a resume).
+        trainer.check_resume(config, es.checkpoint.list_checkpoints(os.path.join(logdir, "checkpoints"))[-1])
         return logdir, previous.history
     backend = es.make_backend("local", es.env_factory(env_id, args.episode_length), policy_fn, workers=args.workers)
     try:
@@ -169,7 +180,7 @@ def plot(results, args):
     fig.savefig(os.path.join(args.out, "fig2.png"), dpi=100)
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=["Swimmer-v5", "HalfCheetah-v5"])
     parser.add_argument("--policies", nargs="+", default=list(POLICY_LABELS), choices=list(POLICY_LABELS))
@@ -191,7 +202,11 @@ def main(argv=None):
     args.argv = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     if args.eval_episodes < 0:
         parser.error(f"--eval-episodes must be ≥ 0 (0: no final evaluation). Received: {args.eval_episodes}")
+    return args
 
+
+def main(argv=None):
+    args = parse_args(argv)
     start = time.time()
     results, finals = {}, {}
     for env_id in args.envs:

@@ -1,12 +1,16 @@
 """benchmarks/fig2.py on a tiny sweep: its table against the runs' own records and scores."""
 
 import csv
+import json
 import os
+import pathlib
+import shlex
+import shutil
 
 import numpy as np
 import pytest
 
-from keras_odetoode.es import checkpoint, evaluation
+from keras_odetoode.es import checkpoint, evaluation, runs, trainer
 
 
 def test_a_tiny_fig2_table_holds_the_runs_returns_and_final_scores(tmp_path, load_benchmark, monkeypatch):
@@ -50,3 +54,45 @@ def test_a_tiny_fig2_table_holds_the_runs_returns_and_final_scores(tmp_path, loa
 
 def _files(top, endings):
     return [os.path.join(r, n) for r, _, names in os.walk(top) for n in names if n.endswith(endings)]
+
+
+COMMITTED = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "fig2_more"
+
+
+@pytest.mark.parametrize("task", sorted(p.name for p in COMMITTED.glob("*") if (p / "command.json").exists()))
+def test_the_committed_fig2_runs_are_their_commands_and_give_their_table(task, tmp_path, load_benchmark, monkeypatch):
+    """`benchmarks/results/fig2_more/<task>/`: every run is the configuration its command makes, stopped
+    at its iterations, its score the one kept for its checkpoint; the command run again on these runs
+    (which trains and scores nothing) writes the committed table."""
+    monkeypatch.setenv("MUJOCO_GL", "disable")
+    fig2 = load_benchmark("fig2")
+    folder = COMMITTED / task
+    argv = shlex.split(json.loads((folder / "command.json").read_text())["command"])[2:]
+    args = fig2.parse_args(argv)
+    assert os.path.basename(args.out) == task
+    out = tmp_path / task
+    shutil.copytree(folder / "runs", out / "runs")
+    for env_id in args.envs:
+        for policy in args.policies:
+            for seed in args.seeds:
+                logdir = pathlib.Path(fig2.run_dir(str(out), env_id, policy, seed))
+                [path] = checkpoint.list_checkpoints(str(logdir / "checkpoints"))
+                saved = checkpoint.load(path)
+                trainer._check_resume(saved.config, fig2.make_config(env_id, policy, seed, args))
+                assert saved.state.iteration == len(saved.history) == args.iterations
+                with open(logdir / "progress.csv", newline="") as f:
+                    progress = list(csv.DictReader(f))
+                assert [float(r["reward_centre"]) for r in progress] == [r["reward_centre"] for r in saved.history]
+                with open(logdir / runs.SCORES_FILE) as f:
+                    [key] = json.load(f)
+                assert key.startswith(f"{os.path.basename(path)} sha256:") and key.endswith(
+                    f"episodes={args.eval_episodes} seed=0"
+                )
+                # Another seed's configuration is refused (the check above can fail).
+                with pytest.raises(ValueError):
+                    trainer._check_resume(saved.config, fig2.make_config(env_id, policy, seed + 1, args))
+    written = {p: os.path.getmtime(p) for p in _files(str(out), (".npz", "scores.json"))}
+    fig2.main([*argv[: argv.index("--out")], "--out", str(out), *argv[argv.index("--out") + 2 :]])
+    assert {p: os.path.getmtime(p) for p in _files(str(out), (".npz", "scores.json"))} == written
+    assert (out / "table.md").read_text() == (folder / "table.md").read_text()
+    assert (out / "table.csv").read_text() == (folder / "table.csv").read_text()
