@@ -227,16 +227,21 @@ def test_the_table_gives_each_runs_steps_at_its_side_by_side_cost(synthetic, tmp
     assert (tmp_path / "es_budget.png").stat().st_size > 10_000
 
 
-def test_the_committed_sweep_runs_are_the_configurations_they_are_named_after_stopped_at_the_budget(load_benchmark):
-    """`benchmarks/results/es_budget/runs/`: each finished run of the sweep is committed with its
+@pytest.mark.parametrize(
+    "folder, tasks", [("es_budget", ("Swimmer-v5", "HalfCheetah-v5")), ("reward_shift", ("Hopper-v5",))]
+)
+def test_the_committed_sweep_runs_are_the_configurations_they_are_named_after_stopped_at_the_budget(
+    folder, tasks, load_benchmark
+):
+    """`benchmarks/results/<folder>/runs/`: each finished run of the sweep is committed with its
     curve, the checkpoint at the budget and that checkpoint's 10-episode score. (A run still in
     progress in a working tree, short of the budget, is not one of them.)"""
     es_budget = load_benchmark("es_budget")
     budget = 5_000_000
-    root = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "es_budget" / "runs"
+    root = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results" / folder / "runs"
     named = {
         os.path.basename(es_budget.run_dir("", env_id, name, seed)): (env_id, name, seed)
-        for env_id in ("Swimmer-v5", "HalfCheetah-v5")
+        for env_id in tasks
         for name in es_budget.CONFIGS
         for seed in (0, 1, 2)
     }
@@ -258,8 +263,9 @@ def test_the_committed_sweep_runs_are_the_configurations_they_are_named_after_st
             [(key, returns)] = json.load(f).items()
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         assert key == f"{path.name} sha256:{digest} episodes=10 seed=0" and len(returns) == 10
-        # Another configuration's settings are refused (the check above can fail).
-        other = "k50" if name == "paper" else "paper"
+        # Another configuration's settings are refused (the check above can fail; the shifted runs
+        # against the same configuration without the shift).
+        other = {"paper": "k50", "k50-top10-shift1": "k50-top10"}.get(name, "paper")
         with pytest.raises(ValueError):
             trainer._check_resume(saved.config, es_budget.make_config(env_id, other, seed, budget, 1000))
 
