@@ -136,26 +136,24 @@ def test_upgrade_steps_run_in_order_and_refuse_unknown_versions():
             records.upgrade({"format_version": version}, "thing", steps, 3)
 
 
-def as_version_2(path):
-    """Rewrite the checkpoint `path` as format version 2 wrote it: no preset, top directions, schedule,
-    step budget nor total_seconds."""
+def as_older_version(path, version, later_options, history_fields=()):
+    """Rewrite the checkpoint `path` as format `version` wrote it: without the config options and
+    history fields that later versions added. Returns the rewritten header."""
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
     header = json.loads(str(arrays["header"]))
-    new_options = (
-        "preset",
-        "top_directions",
-        "lr_schedule",
-        "lr_final",
-        "lr_decay_iterations",
-        "max_env_steps",
-        "reward_shift",
-    )
-    header["config"] = {k: v for k, v in header["config"].items() if k not in new_options}
-    header["history"] = [{k: v for k, v in row.items() if k != "total_seconds"} for row in header["history"]]
-    arrays["header"] = np.array(json.dumps({**header, "format_version": 2}))
+    header["config"] = {k: v for k, v in header["config"].items() if k not in later_options}
+    header["history"] = [{k: v for k, v in row.items() if k not in history_fields} for row in header["history"]]
+    header["format_version"] = version
+    arrays["header"] = np.array(json.dumps(header))
     np.savez(path, **arrays)
     return header
+
+
+def as_version_2(path):
+    """Version 2: no preset, top directions, schedule, step budget, reward shift nor total_seconds."""
+    options = ("preset", "top_directions", "lr_schedule", "lr_final", "lr_decay_iterations", "max_env_steps")
+    return as_older_version(path, 2, (*options, "reward_shift"), ("total_seconds",))
 
 
 def test_a_version_2_checkpoint_resumes_with_the_papers_update(tmp_path):
@@ -195,14 +193,10 @@ def test_a_version_3_checkpoint_resumes_without_a_reward_shift_and_refuses_one(t
     with backends.InProcessBackend(env_fn, policy_fn) as backend:
         straight = trainer.train(config, policy_fn, backend, logdir=str(tmp_path / "a"), progress=False)
         logdir = str(tmp_path / "b")
-        trainer.train(trainer.ESConfig(**{**config.to_dict(), "iterations": 1}), policy_fn, backend, logdir=logdir)
+        first = trainer.ESConfig(**{**config.to_dict(), "iterations": 1})
+        trainer.train(first, policy_fn, backend, logdir=logdir, progress=False)
         path = checkpoint.list_checkpoints(f"{logdir}/checkpoints")[-1]
-        with np.load(path) as data:
-            arrays = {k: data[k] for k in data.files}
-        header = json.loads(str(arrays["header"]))
-        del header["config"]["reward_shift"]  # as version 3 wrote it
-        arrays["header"] = np.array(json.dumps({**header, "format_version": 3}))
-        np.savez(path, **arrays)
+        assert "reward_shift" not in as_older_version(path, 3, ("reward_shift",))["config"]
 
         assert checkpoint.load(path).config["reward_shift"] == 0.0
         with pytest.raises(ValueError, match=r"Mismatched.*'reward_shift': \(0\.0, 1\.0\)"):
