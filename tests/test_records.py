@@ -156,53 +156,58 @@ def as_version_2(path):
     return as_older_version(path, 2, (*options, "reward_shift"), ("total_seconds",))
 
 
-def test_a_version_2_checkpoint_resumes_with_the_papers_update(tmp_path):
+def straight_and_stopped(tmp_path, iterations, stopped_at):
+    """A short Swimmer run straight through, and the same run stopped after `stopped_at` iterations.
+
+    Returns:
+        (config, the straight run's result, the stopped run's logdir, its last checkpoint's path).
+    """
     from keras_odetoode.es import backends
     from test_es_cli import env_fn, policy_fn
 
-    config = trainer.ESConfig("Swimmer-v5", perturbations=4, episode_length=15, iterations=3, seed=2)
+    config = trainer.ESConfig("Swimmer-v5", perturbations=4, episode_length=15, iterations=iterations, seed=2)
+    logdir = str(tmp_path / "stopped")
     with backends.InProcessBackend(env_fn, policy_fn) as backend:
-        straight = trainer.train(config, policy_fn, backend, logdir=str(tmp_path / "a"), progress=False)
-        logdir = str(tmp_path / "b")
-        first_two = trainer.ESConfig(**{**config.to_dict(), "iterations": 2})
-        trainer.train(first_two, policy_fn, backend, logdir=logdir, progress=False)
-        path = checkpoint.list_checkpoints(f"{logdir}/checkpoints")[-1]
-        old = as_version_2(path)
+        straight = trainer.train(config, policy_fn, backend, logdir=str(tmp_path / "straight"), progress=False)
+        stopped = trainer.ESConfig(**{**config.to_dict(), "iterations": stopped_at})
+        trainer.train(stopped, policy_fn, backend, logdir=logdir, progress=False)
+    return config, straight, logdir, checkpoint.list_checkpoints(f"{logdir}/checkpoints")[-1]
 
-        ckpt = checkpoint.load(path)
-        assert ckpt.config["preset"] == "paper" and ckpt.config["top_directions"] is None
-        assert (ckpt.config["lr_schedule"], ckpt.config["max_env_steps"]) == ("constant", None)
-        seconds = [row["seconds"] for row in old["history"]]
-        assert [row["total_seconds"] for row in ckpt.history] == [seconds[0], seconds[0] + seconds[1]]
-        # Every pair given explicitly (k/2 = 2) is the same update; one pair is not.
-        trainer._check_resume(ckpt.config, trainer.ESConfig(**{**config.to_dict(), "top_directions": 2}))
-        with pytest.raises(ValueError, match=r"Mismatched.*'top_directions': \(2, 1\)"):
-            trainer._check_resume(ckpt.config, trainer.ESConfig(**{**config.to_dict(), "top_directions": 1}))
 
+def resume_matches(config, straight, logdir):
+    """The stopped run, resumed to the end, ends with the straight run's parameters and history."""
+    from keras_odetoode.es import backends
+    from test_es_cli import env_fn, policy_fn
+
+    with backends.InProcessBackend(env_fn, policy_fn) as backend:
         resumed = trainer.train(config, policy_fn, backend, logdir=logdir, resume="latest", progress=False)
     for name, value in straight.state.params.items():
         np.testing.assert_array_equal(resumed.state.params[name], value)
     assert [row["reward_mean"] for row in resumed.history] == [row["reward_mean"] for row in straight.history]
 
 
+def test_a_version_2_checkpoint_resumes_with_the_papers_update(tmp_path):
+    config, straight, logdir, path = straight_and_stopped(tmp_path, 3, 2)
+    old = as_version_2(path)
+
+    ckpt = checkpoint.load(path)
+    assert ckpt.config["preset"] == "paper" and ckpt.config["top_directions"] is None
+    assert (ckpt.config["lr_schedule"], ckpt.config["max_env_steps"]) == ("constant", None)
+    seconds = [row["seconds"] for row in old["history"]]
+    assert [row["total_seconds"] for row in ckpt.history] == [seconds[0], seconds[0] + seconds[1]]
+    # Every pair given explicitly (k/2 = 2) is the same update; one pair is not.
+    trainer._check_resume(ckpt.config, trainer.ESConfig(**{**config.to_dict(), "top_directions": 2}))
+    with pytest.raises(ValueError, match=r"Mismatched.*'top_directions': \(2, 1\)"):
+        trainer._check_resume(ckpt.config, trainer.ESConfig(**{**config.to_dict(), "top_directions": 1}))
+    resume_matches(config, straight, logdir)
+
+
 def test_a_version_3_checkpoint_resumes_without_a_reward_shift_and_refuses_one(tmp_path):
-    from keras_odetoode.es import backends
-    from test_es_cli import env_fn, policy_fn
+    config, straight, logdir, path = straight_and_stopped(tmp_path, 2, 1)
+    assert "reward_shift" not in as_older_version(path, 3, ("reward_shift",))["config"]
 
-    config = trainer.ESConfig("Swimmer-v5", perturbations=4, episode_length=15, iterations=2, seed=2)
-    with backends.InProcessBackend(env_fn, policy_fn) as backend:
-        straight = trainer.train(config, policy_fn, backend, logdir=str(tmp_path / "a"), progress=False)
-        logdir = str(tmp_path / "b")
-        first = trainer.ESConfig(**{**config.to_dict(), "iterations": 1})
-        trainer.train(first, policy_fn, backend, logdir=logdir, progress=False)
-        path = checkpoint.list_checkpoints(f"{logdir}/checkpoints")[-1]
-        assert "reward_shift" not in as_older_version(path, 3, ("reward_shift",))["config"]
-
-        assert checkpoint.load(path).config["reward_shift"] == 0.0
-        with pytest.raises(ValueError, match=r"Mismatched.*'reward_shift': \(0\.0, 1\.0\)"):
-            trainer._check_resume(
-                checkpoint.load(path).config, trainer.ESConfig(**{**config.to_dict(), "reward_shift": 1})
-            )
-        resumed = trainer.train(config, policy_fn, backend, logdir=logdir, resume="latest", progress=False)
-    for name, value in straight.state.params.items():
-        np.testing.assert_array_equal(resumed.state.params[name], value)
+    saved = checkpoint.load(path).config
+    assert saved["reward_shift"] == 0.0
+    with pytest.raises(ValueError, match=r"Mismatched.*'reward_shift': \(0\.0, 1\.0\)"):
+        trainer._check_resume(saved, trainer.ESConfig(**{**config.to_dict(), "reward_shift": 1}))
+    resume_matches(config, straight, logdir)
