@@ -71,18 +71,16 @@ def error_lines(capsys):
     return [line for line in capsys.readouterr().err.splitlines() if line.startswith("keras-odetoode: error:")]
 
 
-ES_ARGV = [
-    "es",
-    "--env",
-    "Swimmer-v5",
-    "--iterations",
-    "1",
-    "--perturbations",
-    "2",
-    "--episode-length",
-    "3",
-    "--no-progress",
-]
+def es_argv(env="Swimmer-v5", **options):
+    """`keras-odetoode es` arguments, an option a flag: `episode_length=3` is `--episode-length 3`, `no_progress=True` `--no-progress`."""
+    argv = ["es", "--env", env]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return argv
+
+
+ES_ARGV = es_argv(iterations=1, perturbations=2, episode_length=3, no_progress=True)
 
 
 @pytest.mark.parametrize("name", ["iterations", "episode_length"])
@@ -185,19 +183,7 @@ def test_bad_input_in_a_real_process_is_one_line_and_nothing_from_tensorflow(com
     assert done.stdout == ""
 
 
-ES_TINY = [
-    "es",
-    "--env",
-    "Swimmer-v5",
-    "--policy",
-    "odetoode",
-    "--iterations",
-    "1",
-    "--perturbations",
-    "4",
-    "--episode-length",
-    "20",
-]
+ES_TINY = es_argv(policy="odetoode", iterations=1, perturbations=4, episode_length=20)
 
 
 def _iso_odetoode_params(env_id, hidden=16):

@@ -14,7 +14,7 @@ from keras_odetoode import cli
 from keras_odetoode.es import backends, checkpoint, envs, policies, presets, rollouts, trainer
 from keras_odetoode.es import strategy as es
 from keras_odetoode.es.normalization import ObsStats
-from test_cli import InterruptingBackend, error_lines
+from test_cli import InterruptingBackend, error_lines, es_argv
 
 
 def run_cli(argv):
@@ -23,26 +23,16 @@ def run_cli(argv):
 
 def test_swimmer_es_end_to_end_with_export_and_evaluate(tmp_path, capsys):
     logdir = str(tmp_path / "swimmer")
-    argv = [
-        "es",
-        "--env",
-        "Swimmer-v5",
-        "--policy",
-        "odetoode",
-        "--iterations",
-        "2",
-        "--perturbations",
-        "4",
-        "--episode-length",
-        "20",
-        "--seed",
-        "0",
-        "--backend",
-        "local",
-        "--logdir",
-        logdir,
-        "--no-progress",
-    ]
+    argv = es_argv(
+        policy="odetoode",
+        iterations=2,
+        perturbations=4,
+        episode_length=20,
+        seed=0,
+        backend="local",
+        logdir=logdir,
+        no_progress=True,
+    )
     assert run_cli(argv) == 0
     with open(os.path.join(logdir, "progress.csv")) as f:
         rows = f.read().strip().splitlines()
@@ -117,20 +107,7 @@ def test_dm_control_es_end_to_end(tmp_path, capsys):
 
     logdir = str(tmp_path / "dmc")
     env_id = "dm_control/swimmer-swimmer15-v0"
-    argv = [
-        "es",
-        "--env",
-        env_id,
-        "--iterations",
-        "2",
-        "--perturbations",
-        "4",
-        "--episode-length",
-        "10",
-        "--logdir",
-        logdir,
-        "--no-progress",
-    ]
+    argv = es_argv(env_id, iterations=2, perturbations=4, episode_length=10, logdir=logdir, no_progress=True)
     assert run_cli(argv) == 0
     export = os.path.join(logdir, "policy")
 
@@ -272,20 +249,7 @@ def test_a_fresh_run_refuses_a_logdir_with_another_runs_checkpoints(tmp_path, ca
     assert f"logdir={logdir!r}" in message and f"newest: {newest!r}" in message
     assert "Pass --resume (resume='latest')" in message and "another --logdir" in message
     monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
-    argv = [
-        "es",
-        "--env",
-        "Swimmer-v5",
-        "--iterations",
-        "1",
-        "--perturbations",
-        "2",
-        "--episode-length",
-        "3",
-        "--logdir",
-        logdir,
-        "--no-progress",
-    ]
+    argv = es_argv(iterations=1, perturbations=2, episode_length=3, logdir=logdir, no_progress=True)
     assert cli.run(argv) == 2
     assert error_lines(capsys) == [f"keras-odetoode: error: {message}"]
     assert checkpoint.list_checkpoints(os.path.join(logdir, "checkpoints")) == [newest]
@@ -380,26 +344,16 @@ def test_es_with_gates_of_the_state_trains_exports_and_resumes(tmp_path, capsys,
     """`--flow gated --gate-inputs state`: the paper's gated-ODEtoODE as the ES policy, end to end."""
     monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
     logdir = str(tmp_path / "state")
-    argv = [
-        "es",
-        "--env",
-        "Swimmer-v5",
-        "--flow",
-        "gated",
-        "--num-gates",
-        "2",
-        "--gate-inputs",
-        "state",
-        "--hidden",
-        "4",
-        "--perturbations",
-        "4",
-        "--episode-length",
-        "10",
-        "--logdir",
-        logdir,
-        "--no-progress",
-    ]
+    argv = es_argv(
+        flow="gated",
+        num_gates=2,
+        gate_inputs="state",
+        hidden=4,
+        perturbations=4,
+        episode_length=10,
+        logdir=logdir,
+        no_progress=True,
+    )
     assert run_cli(argv + ["--iterations", "1"]) == 0
     with open(os.path.join(logdir, "policy", "metadata.json")) as f:
         policy_kwargs = json.load(f)["config"]["policy_kwargs"]
@@ -526,18 +480,7 @@ def snapshot(directory):
     return files
 
 
-OPTIONS_ARGV = [
-    "es",
-    "--env",
-    "Swimmer-v5",
-    "--hidden",
-    "4",
-    "--perturbations",
-    "4",
-    "--episode-length",
-    "10",
-    "--no-progress",
-]
+OPTIONS_ARGV = es_argv(hidden=4, perturbations=4, episode_length=10, no_progress=True)
 
 
 def test_a_resume_with_another_preset_or_option_is_refused_and_the_logdir_is_untouched(tmp_path, capsys, monkeypatch):

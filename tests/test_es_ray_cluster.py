@@ -18,6 +18,7 @@ ray = pytest.importorskip("ray")
 
 from keras_odetoode import cli  # noqa: E402
 from keras_odetoode.es import backends, checkpoint, envs, policies  # noqa: E402
+from test_cli import es_argv  # noqa: E402
 
 POLICY_FN = functools.partial(policies.build_policy, "odetoode", 8, 2, hidden=6, seed=0)
 ENV_FN = functools.partial(envs.make_env, "Swimmer-v5", 20)
@@ -57,25 +58,16 @@ def head_node():
 def test_es_cli_joins_a_running_cluster_by_address(head_node, tmp_path):
     # The driver is its own process, as a user's would be: Ray reads RAY_AUTH_MODE when it loads.
     address, auth = head_node
-    common = [
-        "es",
-        "--env",
-        "Swimmer-v5",
-        "--policy",
-        "odetoode",
-        "--hidden",
-        "6",
-        "--iterations",
-        "1",
-        "--perturbations",
-        "4",
-        "--episode-length",
-        "20",
-        "--seed",
-        "3",
-        "--no-progress",
-        "--no-jit",
-    ]
+    common = es_argv(
+        policy="odetoode",
+        hidden=6,
+        iterations=1,
+        perturbations=4,
+        episode_length=20,
+        seed=3,
+        no_progress=True,
+        no_jit=True,
+    )
     on_cluster, in_process = str(tmp_path / "cluster"), str(tmp_path / "local")
     command = [
         sys.executable,
