@@ -180,38 +180,22 @@ def evaluate_final(logdir, budget, episodes):
 def measure_costs(envs, configs, episode_length, workers, iterations=4, rounds=2):
     """{(task, configuration): seconds per million environment steps}, measured side by side.
 
-    Each configuration trains `iterations` throwaway ES iterations (seed 0, no run
-    directory), one configuration after the other, `rounds` times over. Its cost is the
-    median over its iterations, each round's first left out (it traces and compiles), of
-    the iteration's seconds (rollouts and update) per environment step. Taking turns
-    spreads a busy spell of a shared machine over every configuration, which a sweep of
-    hours cannot do; on Swimmer and HalfCheetah an episode always has 1000 steps, so an
-    iteration's cost does not change as the policy learns.
+    Each configuration trains `iterations` throwaway ES iterations (seed 0), in turns,
+    `rounds` times over (`es.runs.side_by_side_costs`: the median over the iterations,
+    each round's first left out). On Swimmer and HalfCheetah an episode always has
+    1000 steps, so an iteration's cost does not change as the policy learns.
     """
     import dataclasses
 
-    from keras_odetoode import es
+    from keras_odetoode.es import runs
 
-    samples = {}
-    for _ in range(rounds):
-        for env_id in envs:
-            info = es.env_info(env_id)
-            for name in configs:
-                # `iterations` of the configuration, not a budget (a schedule's horizon does not change the cost)
-                config = make_config(env_id, name, seed=0, budget=1, episode_length=episode_length)
-                config = dataclasses.replace(config, iterations=iterations, max_env_steps=None)
-                policy_fn = functools.partial(
-                    es.build_policy, config.policy, info.obs_dim, info.act_dim, **config.policy_kwargs
-                )
-                backend = es.make_backend("local", es.env_factory(env_id, episode_length), policy_fn, workers=workers)
-                try:
-                    history = es.train(config, policy_fn, backend, progress=False).history
-                finally:
-                    backend.close()
-                samples.setdefault((env_id, name), []).extend(
-                    row["seconds"] / row["env_steps"] * 1e6 for row in history[1:]
-                )
-    return {key: float(np.median(values)) for key, values in samples.items()}
+    measured = {}
+    for env_id in envs:
+        for name in configs:
+            # `iterations` of the configuration, not a budget (a schedule's horizon does not change the cost)
+            config = make_config(env_id, name, seed=0, budget=1, episode_length=episode_length)
+            measured[env_id, name] = dataclasses.replace(config, iterations=iterations, max_env_steps=None)
+    return runs.side_by_side_costs(measured, workers=workers, rounds=rounds)
 
 
 def write_costs(costs, path):

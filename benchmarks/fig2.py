@@ -18,12 +18,20 @@ ranks the policies of each task by that score. Wall time is the mean over seeds 
 iterations' rollouts and updates (progress.csv's `total_seconds`; checkpoints and logs
 not included), comparable only between runs that shared the machine alike.
 
+With `--cost-iterations N`, the script trains nothing for the table: each policy instead
+runs N throwaway ES iterations at the runs' settings, the policies taking turns,
+`--cost-rounds` times over (`es.runs.side_by_side_costs`), and `costs.md` /
+`costs.json` give each policy's seconds per million environment steps and its ratio to
+ODEtoODE's: the paper's "similar running time", measured side by side.
+
     python benchmarks/fig2.py --envs Swimmer-v5 HalfCheetah-v5 --seeds 0 1 2 \\
         --iterations 30 --perturbations 50 --out benchmarks/results/fig2
+    python benchmarks/fig2.py --envs HalfCheetah-v5 --cost-iterations 3 --out benchmarks/results/fig2_cost
 """
 
 import argparse
 import csv
+import dataclasses
 import functools
 import json
 import os
@@ -155,6 +163,59 @@ def write_outputs(results, finals, args, seconds):
     print("\n".join(lines))
 
 
+def measure_costs(args):
+    """{(task, policy): seconds per million environment steps} of an ES iteration at the runs' settings, side by side."""
+    configs = {}
+    for env_id in args.envs:
+        for policy in args.policies:
+            config = dataclasses.replace(make_config(env_id, policy, 0, args), iterations=args.cost_iterations)
+            configs[env_id, policy] = config
+    return runs.side_by_side_costs(configs, workers=args.workers, rounds=args.cost_rounds)
+
+
+def write_costs(costs, args, seconds):
+    """costs.json (the command and a row per policy) and costs.md; returns the rows."""
+    rows = []
+    for (env_id, policy), cost in costs.items():
+        info = es.env_info(env_id)
+        reference = costs.get((env_id, "odetoode"), np.nan)
+        rows.append(
+            {
+                "task": env_id,
+                "policy": POLICY_LABELS[policy],
+                "parameters": es.count_params(
+                    policy, info.obs_dim, info.act_dim, args.hidden, match_params=policy != "odetoode"
+                ),
+                "seconds_per_m_steps": cost,
+                "odetoode_ratio": cost / reference,
+            }
+        )
+    command = "python " + " ".join(args.argv)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "costs.json"), "w") as f:
+        json.dump({"command": command, "seconds": round(seconds, 1), "rows": rows}, f, indent=2)
+    workers = "in-process" if not args.workers else f"{args.workers} worker processes"
+    lines = [
+        f"Seconds per million environment steps of an ES iteration (rollouts and update; k = {args.perturbations}, "
+        f"{args.episode_length}-step episodes, {workers}): each policy {args.cost_iterations} iterations, the "
+        f"policies in turns, {args.cost_rounds} round{'s' if args.cost_rounds > 1 else ''}; the median over the iterations, each round's first left out.",
+        "",
+        f"    {command}",
+        "",
+        "| task | policy | parameters | s per M steps | × ODEtoODE |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['policy']} | {r['parameters']:,} | {r['seconds_per_m_steps']:.0f} "
+            f"| {r['odetoode_ratio']:.2f} |"
+        )
+    with open(os.path.join(args.out, "costs.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return rows
+
+
 def plot(results, args):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -198,16 +259,34 @@ def parse_args(argv=None):
     parser.add_argument(
         "--eval-episodes", type=int, default=10, help="episodes scoring each run's final policy (0: none)"
     )
+    parser.add_argument(
+        "--cost-iterations",
+        type=int,
+        default=0,
+        help="instead of the runs: each policy's seconds per environment step over this many throwaway "
+        "iterations, the policies in turns, into OUT/costs.md and costs.json (0: the runs)",
+    )
+    parser.add_argument("--cost-rounds", type=int, default=2, help="rounds of --cost-iterations, in turns")
     args = parser.parse_args(argv)
     args.argv = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     if args.eval_episodes < 0:
         parser.error(f"--eval-episodes must be ≥ 0 (0: no final evaluation). Received: {args.eval_episodes}")
+    if args.cost_iterations != 0 and args.cost_iterations < 2:
+        parser.error(
+            "--cost-iterations must be 0 or ≥ 2 (each round's first iteration compiles and is left out). "
+            f"Received: {args.cost_iterations}"
+        )
+    if args.cost_rounds < 1:
+        parser.error(f"--cost-rounds must be ≥ 1. Received: {args.cost_rounds}")
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
+    if args.cost_iterations:
+        write_costs(measure_costs(args), args, time.time() - start)
+        return
     results, finals = {}, {}
     for env_id in args.envs:
         for policy in args.policies:

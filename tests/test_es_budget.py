@@ -191,7 +191,7 @@ def test_the_preset_rule_needs_a_clear_lead_on_every_task_then_takes_the_best_me
 
 
 def test_costs_are_medians_of_seconds_per_step_measured_in_turns(load_benchmark, monkeypatch, tmp_path):
-    from keras_odetoode import es
+    from keras_odetoode.es import trainer
 
     es_budget = load_benchmark("es_budget")
     order = []
@@ -203,7 +203,7 @@ def test_costs_are_medians_of_seconds_per_step_measured_in_turns(load_benchmark,
         rows = [{"seconds": scale * t, "env_steps": 100} for t in (9.0, 1.0, 2.0)]
         return types.SimpleNamespace(history=rows)
 
-    monkeypatch.setattr(es, "train", fake_train)
+    monkeypatch.setattr(trainer, "train", fake_train)
     costs = es_budget.measure_costs(["Swimmer-v5"], ["k50", "k16"], episode_length=5, workers=0, iterations=3)
     assert costs == {("Swimmer-v5", "k50"): 15_000.0, ("Swimmer-v5", "k16"): 60_000.0}  # median of 1, 2, 1, 2 s
     assert order == [("Swimmer-v5", 50, 3, None), ("Swimmer-v5", 16, 3, None)] * 2  # in turns, twice

@@ -71,3 +71,45 @@ def test_plateau_gain_compares_the_ends_of_the_last_fifth():
     with pytest.raises(ValueError, match=r"needs 5 iterations or more there and 5 before it. Received 20 "
                                          r"iterations \(the last 0.2: 4\)"):  # fmt: skip
         runs.plateau_gain([1.0] * 20)
+
+
+def test_side_by_side_costs_are_medians_per_step_of_each_configurations_iterations_in_turns(monkeypatch):
+    import types
+
+    from keras_odetoode.es import trainer
+
+    made, trained = [], []
+
+    class Backend:
+        def __init__(self, name, env_fn, policy_fn, workers):
+            made.append((name, workers, policy_fn.args, policy_fn.keywords))
+
+        def close(self):
+            made.append("closed")
+
+    def fake_train(config, policy_fn, backend, progress):
+        trained.append((config.policy, progress))
+        # Per round: 9 s (compiling, left out), then 1 s and 3 s for 200 steps; DeepNet takes half as long.
+        scale = 0.5 if config.policy == "deepnet" else 1.0
+        return types.SimpleNamespace(history=[{"seconds": scale * t, "env_steps": 200} for t in (9.0, 1.0, 3.0)])
+
+    monkeypatch.setattr(runs.backends, "make_backend", Backend)
+    monkeypatch.setattr(trainer, "train", fake_train)
+    configs = {
+        "ode": trainer.ESConfig("Swimmer-v5", policy="odetoode", iterations=3, policy_kwargs={"hidden": 4}),
+        "net": trainer.ESConfig("Swimmer-v5", policy="deepnet", iterations=3, policy_kwargs={"hidden": 5}),
+    }
+    costs = runs.side_by_side_costs(configs, workers=2, rounds=2)
+    assert costs == {"ode": 10_000.0, "net": 5_000.0}  # median of 5, 15, 5, 15 ms per 1000 steps
+    assert trained == [("odetoode", False), ("deepnet", False)] * 2  # in turns, twice, no progress bar
+    swimmer = (8, 2)  # Swimmer-v5: observation and action sizes
+    assert made == [
+        ("local", 2, ("odetoode", *swimmer), {"hidden": 4}),
+        "closed",
+        ("local", 2, ("deepnet", *swimmer), {"hidden": 5}),
+        "closed",
+    ] * 2
+
+    configs["net"] = trainer.ESConfig("Swimmer-v5", policy="deepnet", iterations=1)
+    with pytest.raises(ValueError, match=r"Received: iterations=1 for 'net'"):
+        runs.side_by_side_costs(configs)

@@ -1,6 +1,7 @@
 """benchmarks/fig2.py on a tiny sweep: its table against the runs' own records and scores."""
 
 import csv
+import dataclasses
 import json
 import os
 import pathlib
@@ -96,3 +97,57 @@ def test_the_committed_fig2_runs_are_their_commands_and_give_their_table(task, t
     assert {p: os.path.getmtime(p) for p in _files(str(out), (".npz", "scores.json"))} == written
     assert (out / "table.md").read_text() == (folder / "table.md").read_text()
     assert (out / "table.csv").read_text() == (folder / "table.csv").read_text()
+
+
+def test_cost_mode_times_each_policy_at_the_runs_settings_and_trains_no_run(tmp_path, load_benchmark, monkeypatch):
+    from keras_odetoode import es
+
+    fig2 = load_benchmark("fig2")
+    out = tmp_path / "costs"
+    argv = ["--envs", "Swimmer-v5", "--policies", "odetoode", "hypernet", "deepnet", "--hidden", "6",
+            "--perturbations", "4", "--episode-length", "30", "--workers", "2",
+            "--cost-iterations", "3", "--cost-rounds", "2", "--out", str(out)]  # fmt: skip
+    args = fig2.parse_args(argv)
+    asked = {}
+
+    def fake_costs(configs, workers, rounds):
+        asked.update(configs=configs, workers=workers, rounds=rounds)
+        return {key: {"odetoode": 400.0, "hypernet": 1000.0, "deepnet": 300.0}[key[1]] for key in configs}
+
+    monkeypatch.setattr(runs, "side_by_side_costs", fake_costs)
+    fig2.main(argv)
+    # The runs' configuration (seed 0), but for its iterations.
+    for policy in ("odetoode", "hypernet", "deepnet"):
+        config = asked["configs"]["Swimmer-v5", policy]
+        assert config.iterations == 3
+        trainer._check_resume(
+            config.to_dict(), dataclasses.replace(fig2.make_config("Swimmer-v5", policy, 0, args), iterations=3)
+        )
+    assert (asked["workers"], asked["rounds"]) == (2, 2)
+    assert sorted(os.listdir(out)) == ["costs.json", "costs.md"]  # no run, table or plot
+
+    record = json.loads((out / "costs.json").read_text())
+    assert record["command"].endswith(" ".join(argv))
+    info = es.env_info("Swimmer-v5")
+    for row, policy, ratio in zip(record["rows"], ("odetoode", "hypernet", "deepnet"), (1.0, 2.5, 0.75)):
+        config = asked["configs"]["Swimmer-v5", policy]
+        params = es.build_policy(policy, info.obs_dim, info.act_dim, **config.policy_kwargs).count_params()
+        assert row == {
+            "task": "Swimmer-v5",
+            "policy": fig2.POLICY_LABELS[policy],
+            "parameters": params,
+            "seconds_per_m_steps": {"odetoode": 400.0, "hypernet": 1000.0, "deepnet": 300.0}[policy],
+            "odetoode_ratio": ratio,
+        }
+        assert f"| Swimmer-v5 | {row['policy']} | {params:,} | {row['seconds_per_m_steps']:.0f} | {ratio:.2f} |" in (
+            (out / "costs.md").read_text().splitlines()
+        )
+
+
+@pytest.mark.parametrize("option, value", [("--cost-iterations", "1"), ("--cost-rounds", "0")])
+def test_cost_options_out_of_range_are_refused(option, value, load_benchmark, capsys):
+    fig2 = load_benchmark("fig2")
+    with pytest.raises(SystemExit):
+        fig2.parse_args([option, value])
+    error = capsys.readouterr().err
+    assert f"{option} must be" in error and f"Received: {value}" in error

@@ -321,3 +321,37 @@ def score_checkpoint(logdir, iteration, episodes=10, seed=0):
         scores[key] = evaluation.evaluate_run(path, policy="latest", episodes=episodes, seed=seed).tolist()
         write_text_atomic(cache, json.dumps(scores, indent=2))
     return np.asarray(scores[key], np.float64)
+
+
+def side_by_side_costs(configs, workers=0, rounds=2):
+    """{key: seconds per million environment steps} of each `ESConfig` in `configs` ({key: config}).
+
+    Each configuration trains its `iterations` throwaway ES iterations (no run
+    directory), one configuration after the other, `rounds` times over. Its cost is
+    the median over its iterations, each round's first left out (it traces and
+    compiles), of the iteration's seconds (rollouts and update) per environment step.
+    Taking turns spreads a busy spell of a shared machine over every configuration,
+    which runs made hours apart cannot do. Where episodes end early (Hopper,
+    Walker2d, Humanoid), the cost per step also depends on how long they are.
+    """
+    for key, config in configs.items():
+        if config.iterations < 2:
+            raise ValueError(
+                "A cost needs at least 2 iterations per round: the first traces and compiles, and is left out. "
+                f"Received: iterations={config.iterations} for {key!r}"
+            )
+    samples = {key: [] for key in configs}
+    for _ in range(rounds):
+        for key, config in configs.items():
+            info = envs.env_info(config.env_id)
+            policy_fn = functools.partial(
+                policies.build_policy, config.policy, info.obs_dim, info.act_dim, **config.policy_kwargs
+            )
+            env_fn = envs.env_factory(config.env_id, config.episode_length)
+            backend = backends.make_backend("local", env_fn, policy_fn, workers=workers)
+            try:
+                history = trainer.train(config, policy_fn, backend, progress=False).history
+            finally:
+                backend.close()
+            samples[key].extend(row["seconds"] / row["env_steps"] * 1e6 for row in history[1:])
+    return {key: float(np.median(values)) for key, values in samples.items()}
