@@ -151,3 +151,20 @@ def test_cost_options_out_of_range_are_refused(option, value, load_benchmark, ca
         fig2.parse_args([option, value])
     error = capsys.readouterr().err
     assert f"{option} must be" in error and f"Received: {value}" in error
+
+
+def test_the_committed_costs_table_is_its_measurements(tmp_path, load_benchmark):
+    """`benchmarks/results/fig2_cost/`: costs.md is what the script writes from the costs in costs.json, for its
+    command, with the policies' parameter counts of today's code."""
+    fig2 = load_benchmark("fig2")
+    folder = COMMITTED.parent / "fig2_cost"
+    record = json.loads((folder / "costs.json").read_text())
+    argv = shlex.split(record["command"])[2:]
+    args = fig2.parse_args([*argv, "--out", str(tmp_path)])
+    policy_of = {label: policy for policy, label in fig2.POLICY_LABELS.items()}
+    costs = {(row["task"], policy_of[row["policy"]]): row["seconds_per_m_steps"] for row in record["rows"]}
+    assert sorted(costs) == sorted((env_id, policy) for env_id in args.envs for policy in args.policies)
+    args.argv = shlex.split(record["command"])[1:]  # the command as recorded, not with this test's --out
+    rows = fig2.write_costs(costs, args, record["seconds"])
+    assert rows == record["rows"]
+    assert (tmp_path / "costs.md").read_text() == (folder / "costs.md").read_text()
