@@ -103,12 +103,13 @@ def test_side_by_side_costs_are_medians_per_step_of_each_configurations_iteratio
     assert costs == {"ode": 10_000.0, "net": 5_000.0}  # median of 5, 15, 5, 15 ms per 1000 steps
     assert trained == [("odetoode", False), ("deepnet", False)] * 2  # in turns, twice, no progress bar
     swimmer = (8, 2)  # Swimmer-v5: observation and action sizes
-    assert made == [
+    each_round = [
         ("local", 2, ("odetoode", *swimmer), {"hidden": 4}),
         "closed",
         ("local", 2, ("deepnet", *swimmer), {"hidden": 5}),
         "closed",
-    ] * 2
+    ]
+    assert made == each_round * 2
 
     configs["net"] = trainer.ESConfig("Swimmer-v5", policy="deepnet", iterations=1)
     with pytest.raises(ValueError, match=r"Received: iterations=1 for 'net'"):
