@@ -184,21 +184,20 @@ def _hypernet_1_params(w, hidden=16, gates=1):
 
 
 def test_ten_gate_table_is_reproduced_from_the_committed_runs(capsys, monkeypatch, load_benchmark):
-    """Table 1's "-10" models (seeds 0 and 1) beside the "-1" models: the committed table is what `mnistc_seeds.py
-    --add` prints, and every finished grid (seed 2's gates of the time too) has the "-1" models' protocol."""
+    """Table 1's "-10" models beside the "-1" models, 3 seeds: the committed table is what `mnistc_seeds.py --add`
+    prints, and every grid has the "-1" models' protocol."""
     import pathlib
 
     seeds = load_benchmark("mnistc_seeds")
     root = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results"
     one, ten = root / "mnistc_table1_clean_100ep", root / "mnistc_table1_10"
-    # The finished grids (a run in progress in a working tree writes its results.json as it goes).
     state = ten / "gates_of_the_state"
-    grids = [ten / "seed0", state / "seed0", ten / "seed1", state / "seed1", ten / "seed2"]
-    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(one / "seed0"), str(one / "seed1"),
-                                     "--add", str(ten / "seed0"), str(ten / "seed1"),
-                                     "--add", str(state / "seed0"), str(state / "seed1"), "--paper", "table1"])  # fmt: skip
+    grids = [folder / f"seed{s}" for folder in (ten, state) for s in range(3)]
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", *(str(one / f"seed{s}") for s in range(3)),
+                                     "--add", *map(str, grids[:3]), "--add", *map(str, grids[3:]),
+                                     "--paper", "table1"])  # fmt: skip
     seeds.main()
-    assert capsys.readouterr().out == (ten / "table_partial_seeds01.md").read_text()
+    assert capsys.readouterr().out == (ten / "table_3seeds.md").read_text()
     for grid in grids:
         record = json.loads((grid / "results.json").read_text())
         training = record["training"]
