@@ -168,3 +168,33 @@ def test_the_committed_costs_table_is_its_measurements(tmp_path, load_benchmark)
     rows = fig2.write_costs(costs, args, record["seconds"])
     assert rows == record["rows"]
     assert (tmp_path / "costs.md").read_text() == (folder / "costs.md").read_text()
+
+
+def test_zero_action_reference_is_a_plain_gymnasium_loop(load_benchmark, monkeypatch, capsys):
+    """`benchmarks/zero_action.py` scores doing nothing on the episodes `evaluate` runs: reset seed i, truncated."""
+    import gymnasium
+
+    monkeypatch.setenv("MUJOCO_GL", "disable")
+    expected = {}
+    for env_id in ("Swimmer-v5", "Hopper-v5"):
+        env = gymnasium.make(env_id, max_episode_steps=60)
+        expected[env_id] = []
+        for seed in (3, 4):
+            env.reset(seed=seed)
+            total, done = 0.0, False
+            while not done:
+                _, reward, terminated, truncated, _ = env.step(np.zeros(env.action_space.shape))
+                total, done = total + reward, terminated or truncated
+            expected[env_id].append(total)
+        env.close()
+        returns = evaluation.zero_action_returns(env_id, episodes=2, seed=3, episode_length=60)
+        np.testing.assert_allclose(returns, expected[env_id], rtol=1e-12)
+    assert expected["Swimmer-v5"][0] != expected["Swimmer-v5"][1]  # the seeds reach the episodes
+    load_benchmark("zero_action").main(["--envs", "Swimmer-v5", "Hopper-v5", "--episodes", "2", "--seed", "3",
+                                        "--episode-length", "60"])  # fmt: skip
+    printed = capsys.readouterr().out
+    for env_id, values in expected.items():
+        mean, std = np.mean(values), np.std(values)
+        assert f"| {env_id} | {mean:.1f} ± {std:.1f} | {values[0]:.1f}, {values[1]:.1f} |" in printed
+    with pytest.raises(ValueError, match="episodes"):
+        evaluation.zero_action_returns("Swimmer-v5", episodes=0)

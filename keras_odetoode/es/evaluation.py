@@ -93,8 +93,7 @@ def evaluate_policy(path, env_id=None, episodes=10, seed=0, episode_length=None)
     env_id = env_of(path, env_id)
     length = episode_length or serving.metadata.get("config", {}).get("episode_length") or 1000
     env = envs.make_env(env_id, max_episode_steps=length)
-    low, high = env.action_space.low.reshape(-1), env.action_space.high.reshape(-1)
-    sizes = (int(np.prod(env.observation_space.shape)), low.size)
+    sizes = (int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)))
     if sizes != (serving.input_shape[-1], serving.output_shape[-1]):
         env.close()
         if serving.output_name in CLASSIFIER_OUTPUTS:
@@ -104,20 +103,49 @@ def evaluate_policy(path, env_id=None, episodes=10, seed=0, episode_length=None)
             f"actions (trained on {serving.metadata.get('env_id', 'an unrecorded task')}); {env_id} has "
             f"{sizes[0]} and {sizes[1]}. Pass the --env it was trained on."
         )
-    returns = []
     try:
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            total, done = 0.0, False
-            while not done:
-                action = np.clip(serving(np.asarray(obs, np.float32).reshape(1, -1))[0], low, high)
-                obs, reward, terminated, truncated, _ = env.step(action.astype(env.action_space.dtype))
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
+        return episode_returns(env, lambda obs: serving(obs.reshape(1, -1))[0], episodes, seed)
     finally:
         env.close()
+
+
+def episode_returns(env, act, episodes=10, seed=0):
+    """Returns of `episodes` episodes of `env` acted on by `act`, episode i reset with seed `seed + i`.
+
+    Args:
+        env: a gymnasium env with a Box action space, as `envs.make_env` makes it.
+        act: maps a float32 observation vector to an action vector; actions are
+            clipped to the action space.
+
+    Returns:
+        float64 array of shape (episodes,).
+    """
+    low, high = env.action_space.low.reshape(-1), env.action_space.high.reshape(-1)
+    returns = []
+    for episode in range(check_integer("episodes", episodes, 1)):
+        obs, _ = env.reset(seed=seed + episode)
+        total, done = 0.0, False
+        while not done:
+            action = np.clip(act(np.asarray(obs, np.float32).reshape(-1)), low, high)
+            obs, reward, terminated, truncated, _ = env.step(action.astype(env.action_space.dtype))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
     return np.asarray(returns, np.float64)
+
+
+def zero_action_returns(env_id, episodes=10, seed=0, episode_length=1000):
+    """Returns of the policy that does nothing (every action 0, clipped to the action space) on `env_id`.
+
+    A reference for a trained policy's score: episodes are reset and truncated as
+    `evaluate_policy` runs them, so the two compare episode by episode.
+    """
+    env = envs.make_env(env_id, max_episode_steps=check_integer("episode_length", episode_length, 1))
+    zeros = np.zeros(int(np.prod(env.action_space.shape)))
+    try:
+        return episode_returns(env, lambda obs: zeros, episodes, seed)
+    finally:
+        env.close()
 
 
 def is_run(path):
