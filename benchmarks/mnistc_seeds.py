@@ -17,7 +17,8 @@ count of rows with the best mean is printed.
 
 `--paper table1` (or `table2`) sets the paper's value beside each cell where the paper
 has one (`result_tables.PAPER_TABLES`), and counts the paper's best rows among the
-same columns, on the rows it reports.
+same columns, on the rows it reports. `--models a,b` keeps only those models of the main
+grids: the finished ones of a grid still running.
 
     python benchmarks/mnistc_seeds.py out/seed0 out/seed1 out/seed2 > table.md
     python benchmarks/mnistc_seeds.py out/seed{0,1,2} --add state/seed{0,1,2} > table.md
@@ -54,13 +55,23 @@ def settings(record):
     return {k: v for k, v in record["training"].items() if k not in NOT_SETTINGS}
 
 
-def aggregate(directories):
-    """({corruption: {model: accuracies in % over the runs}}, corruptions, models, seeds)."""
+def aggregate(directories, only=None):
+    """({corruption: {model: accuracies in % over the runs}}, corruptions, models, seeds).
+
+    `only`: these models of the grids (in the grids' order), e.g. the finished ones of a grid still running.
+    """
     records = [load(d) for d in directories]
     _, corruptions, models = records[0]
+    if only is not None:
+        unknown = [m for m in only if m not in models]
+        if unknown:
+            raise ValueError(
+                f"--models {', '.join(unknown)}: not in {directories[0]}. Expected some of: {', '.join(models)}"
+            )
+        models = [m for m in models if m in only]
     training = settings(records[0][0])
     for directory, (record, c, m) in zip(directories, records):
-        if set(c) != set(corruptions) or set(m) != set(models) or settings(record) != training:
+        if set(c) != set(corruptions) or not set(models) <= set(m) or settings(record) != training:
             raise ValueError(
                 f"{directory} holds another grid: corruptions, models and every setting but the seed must match"
             )
@@ -142,6 +153,11 @@ def main():
     parser.add_argument("directories", nargs="+", type=pathlib.Path)
     parser.add_argument("--model", default="odetoode-1", help="The model whose standing is summarised.")
     parser.add_argument(
+        "--models",
+        type=lambda text: [model_name(*parse_model_name(m)) for m in text.split(",")],
+        help="Only these models of the main grids, comma-separated (e.g. the finished ones of a grid still running).",
+    )
+    parser.add_argument(
         "--paper", choices=sorted(PAPER_TABLES), help="Set this table of the paper's beside each cell it has."
     )
     parser.add_argument(
@@ -154,7 +170,7 @@ def main():
         help="Grids of other settings, one directory per seed, to set beside the main ones.",
     )
     args = parser.parse_args()
-    accuracy, corruptions, models, seeds = aggregate(args.directories)
+    accuracy, corruptions, models, seeds = aggregate(args.directories, args.models)
     base = settings(load(args.directories[0])[0])
     columns = list(models)
     for group in args.add:

@@ -40,6 +40,7 @@ Example:
 """
 
 import json
+import os
 import pathlib
 import time
 
@@ -426,10 +427,31 @@ def _epochs_backed_up(backup_dir):
     return epochs if isinstance(epochs, int) and epochs > 0 else 0
 
 
-def _cell_worker(connection, config, train_corruption, model_name, test_corruptions, out, verbose, trained):
-    """Body of a training's own process: train, then send ("ok", cells) or ("error", traceback)."""
+def _exit_with(parent_pid, period=1.0):
+    """End this process as soon as the process `parent_pid` is gone (its parent changes).
+
+    A grid killed by a signal it cannot handle (SIGTERM, SIGKILL) leaves its training
+    process behind, which would go on writing the epoch backup and logs that a
+    restarted grid on the same --out writes too.
+    """
+    import threading
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(period)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit with the grid", daemon=True).start()
+
+
+def _cell_worker(connection, parent_pid, config, train_corruption, model_name, test_corruptions, out, verbose, trained):
+    """Body of a training's own process: train, then send ("ok", cells) or ("error", traceback).
+
+    It ends with the grid's process `parent_pid` (`_exit_with`).
+    """
     import traceback
 
+    _exit_with(parent_pid)
     try:
         out = pathlib.Path(out)
         cells = _train_cell(config, train_corruption, model_name, test_corruptions, out, verbose, trained)
@@ -454,7 +476,17 @@ def _train_cell_in_new_process(config, train_corruption, model_name, test_corrup
     receive, send = context.Pipe(duplex=False)
     process = context.Process(
         target=_cell_worker,
-        args=(send, config, train_corruption, model_name, list(test_corruptions), str(out), verbose, trained),
+        args=(
+            send,
+            os.getpid(),
+            config,
+            train_corruption,
+            model_name,
+            list(test_corruptions),
+            str(out),
+            verbose,
+            trained,
+        ),
         name=f"mnistc {cell_key(train_corruption, model_name)}",
         daemon=True,
     )
@@ -464,6 +496,9 @@ def _train_cell_in_new_process(config, train_corruption, model_name, test_corrup
         status, payload = receive.recv()
     except EOFError:
         status, payload = "error", f"the process exited with code {process.exitcode} without a result"
+    except BaseException:  # interrupted (Ctrl-C): the training stops with the grid
+        process.terminate()
+        raise
     finally:
         process.join()
     if status != "ok":

@@ -488,6 +488,61 @@ def test_cli_trains_each_cell_in_its_own_process(tiny_mnistc, tmp_path):
     assert separate["train_loss"] == pytest.approx(same["train_loss"], rel=1e-4)
 
 
+def _children(pid):
+    """The pids of `pid`'s child processes (Linux /proc)."""
+    path = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _running(pid):
+    """Whether `pid` runs (exists and is not a zombie)."""
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/task").exists(), reason="reads child processes from Linux /proc")
+def test_a_killed_grid_takes_its_training_process_with_it(tiny_mnistc, tmp_path):
+    """SIGTERM, which the grid does not handle, ends the cell's training process too: no orphan goes on
+    writing the backup a restarted grid would write."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = _mnistc_args(tiny_mnistc, tmp_path / "out")
+    args.remove("--in-process")
+    args[args.index("--epochs") + 1] = "10000"  # far longer than the test
+    args[args.index("--models") + 1] = "dense-1"
+    grid = subprocess.Popen(
+        [sys.executable, "-m", "keras_odetoode.cli", *args], env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    )
+    trainers = []
+    try:
+        backup = tmp_path / "out" / "runs" / "identity" / "dense-1" / "backup"
+        deadline = time.monotonic() + 120
+        while not backup.exists() and grid.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)  # until the training process has finished an epoch
+        assert backup.exists(), "the training never started"
+        trainers = [
+            pid for pid in _children(grid.pid) if "spawn_main" in pathlib.Path(f"/proc/{pid}/cmdline").read_text()
+        ]
+        assert len(trainers) == 1
+        grid.send_signal(signal.SIGTERM)
+        assert grid.wait(timeout=30) == -signal.SIGTERM
+        deadline = time.monotonic() + 15
+        while _running(trainers[0]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(trainers[0]), "the training process outlived the grid"
+    finally:
+        grid.kill()
+        grid.wait()
+        for pid in filter(_running, trainers):  # only if the test failed
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_presets_set_the_papers_grids():
     parser = cli.build_parser()
     table1 = mnistc_cli.config_from_args(parser.parse_args(["mnistc", "--preset", "table1", "--out", "x"]))
