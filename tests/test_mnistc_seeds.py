@@ -217,3 +217,57 @@ def _grid_like(directory, copy, **training):
     record["training"].update(training)
     (copy / "results.json").write_text(json.dumps(record))
     return copy
+
+
+TABLE_2_MODELS = ["dense-1", "node", "nanode-1", "hypernet-1", "odetoode-1", "odetoode-2", "odetoode-4"]
+
+
+def test_table_2_grid_has_table_2s_protocol_and_writes_its_own_table(capsys, monkeypatch, load_benchmark):
+    """`benchmarks/results/mnistc_table2/seed0/`: Table 2's settings; every model with results has all 16
+    configurations after 100 epochs on clean digits; table.md and table.csv are what the grid writes from them."""
+    import pathlib
+
+    from keras_odetoode import mnistc_grid
+    from keras_odetoode.data import CORRUPTION_NAMES
+    from keras_odetoode.result_tables import cell_key, format_tables, table_caption
+
+    folder = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "mnistc_table2" / "seed0"
+    record = mnistc_grid.load_results(folder)
+    training, invocation = record["training"], record["last_invocation"]
+    protocol = {"width": 256, "dropout": 0.1, "epochs": 100, "batch_size": 128, "learning_rate": 0.001,
+                "step_size": 0.01, "train_on": "identity", "seed": 0, "max_train_examples": None}  # fmt: skip
+    assert {key: training[key] for key in protocol} == protocol
+    assert invocation["models"] == TABLE_2_MODELS and invocation["corruptions"] == list(CORRUPTION_NAMES)
+    finished = sorted({key.split("/")[1] for key in record["cells"]}, key=TABLE_2_MODELS.index)
+    assert finished[:5] == TABLE_2_MODELS[:5]  # the "-1" models and NODE are done
+    for model in finished:
+        cells = [record["cells"][cell_key(c, model)] for c in CORRUPTION_NAMES]
+        assert all(cell["epochs"] == 100 and cell["trained_on"] == "identity" for cell in cells)
+        assert len({cell["params"] for cell in cells}) == 1  # one trained model tested 16 times
+    config = {**training, **invocation}
+    caption = table_caption(config, record["cells"], CORRUPTION_NAMES, TABLE_2_MODELS)
+    markdown, csv = format_tables(CORRUPTION_NAMES, TABLE_2_MODELS, record["cells"], caption)
+    assert (folder / "table.md").read_text() == markdown and (folder / "table.csv").read_text() == csv
+    # The table beside the paper's values: what `mnistc_seeds.py --paper table2` prints of the finished models.
+    monkeypatch.setattr(
+        "sys.argv", ["mnistc_seeds.py", str(folder), "--paper", "table2", "--models", ",".join(finished)]
+    )
+    load_benchmark("mnistc_seeds").main()
+    assert capsys.readouterr().out == (folder.parent / "table_seed0.md").read_text()
+
+
+def test_models_picks_the_finished_models_of_a_grid_still_running(tmp_path, capsys, monkeypatch, load_benchmark):
+    seeds = load_benchmark("mnistc_seeds")
+    # Dense-1 is finished; ODEtoODE-1 has no result on Stripe yet.
+    running = _grid(tmp_path / "a", 0, {"identity/dense-1": 0.9, "identity/odetoode-1": 0.8, "stripe/dense-1": 0.2})
+    with pytest.raises(ValueError, match="not finished: no result for stripe/odetoode-1"):
+        seeds.aggregate([running])
+    accuracy, _, models, _ = seeds.aggregate([running], only=["dense-1"])
+    assert models == ["dense-1"] and list(accuracy["stripe"]) == ["dense-1"]
+    monkeypatch.setattr("sys.argv", ["mnistc_seeds.py", str(running), "--models", "Dense-1", "--model", "dense-1",
+                                     "--paper", "table1"])  # fmt: skip
+    seeds.main()
+    out = capsys.readouterr().out
+    assert out.startswith("| Models | Dense-1 |\n") and "| Stripe | **20.00** (30.55) |" in out
+    with pytest.raises(ValueError, match=r"--models node: not in .*a. Expected some of: odetoode-1, dense-1"):
+        seeds.aggregate([running], only=["node"])
