@@ -264,7 +264,7 @@ def build_classifier(
     return keras.Model(inputs, logits, name=model_name(family, suffix_k))
 
 
-def compile_classifier(model, learning_rate=1e-3):
+def compile_classifier(model, learning_rate=1e-3, amsgrad=False):
     """Compile a classifier with `RiemannianAdam`, cross-entropy on logits and accuracy.
 
     `RiemannianAdam` moves the orthogonal W_0 of ODEtoODE (and a Stiefel
@@ -275,6 +275,9 @@ def compile_classifier(model, learning_rate=1e-3):
     Args:
         model: a model from `build_classifier` (or any logits model).
         learning_rate: Adam's step size.
+        amsgrad: divide each step by the largest second moment so far (RAMSGrad for
+            the manifold weights); `benchmarks/mnistc_collapse.py` measures what it
+            changes.
 
     Returns:
         `model`, compiled (metric "accuracy" = sparse categorical accuracy).
@@ -283,7 +286,7 @@ def compile_classifier(model, learning_rate=1e-3):
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0. Received: learning_rate={learning_rate!r}")
     model.compile(
-        optimizer=RiemannianAdam(learning_rate),
+        optimizer=RiemannianAdam(learning_rate, amsgrad=amsgrad),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile="auto",

@@ -85,9 +85,11 @@ class RiemannianAdam(_ManifoldRouting, keras.optimizers.Adam):
     moment m (kept tangent by projection after each step) and the second
     moment is the mean of ξ² over the matrix, a scalar, since elementwise
     scaling is not intrinsic to the manifold; W ← R_W(−α m̂ / (√v̂ + ε)).
+    With `amsgrad=True` the step divides by the largest v so far instead
+    (RAMSGrad, ibid.), for the manifold variables as for the others.
     Other variables: `keras.optimizers.Adam`, identical.
 
-    Args: as `keras.optimizers.Adam` (amsgrad applies to Euclidean variables).
+    Args: as `keras.optimizers.Adam`.
 
     Example:
         >>> model.compile(optimizer=RiemannianAdam(1e-3), loss="mse")
@@ -109,6 +111,10 @@ class RiemannianAdam(_ManifoldRouting, keras.optimizers.Adam):
         xi = manifold.project(variable, ops.cast(gradient, dtype))
         self.assign_add(m, (xi - m) * (1 - self.beta_1))
         self.assign_add(v, (ops.mean(ops.square(xi)) - v) * (1 - self.beta_2))
+        if self.amsgrad:
+            v_hat = self._velocity_hats[index]
+            self.assign(v_hat, ops.maximum(v_hat, v))
+            v = v_hat
         direction = alpha * m / (ops.sqrt(v) + self.epsilon)
         self.assign(variable, manifold.retract(variable, direction, 1.0))
         self.assign(m, manifold.project(variable, m))

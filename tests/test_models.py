@@ -187,6 +187,9 @@ def test_compile_classifier_uses_riemannian_adam():
     model = models.compile_classifier(models.build_classifier("dense-1", width=8), learning_rate=2e-3)
     assert isinstance(model.optimizer, RiemannianAdam)
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(2e-3)
+    assert not model.optimizer.amsgrad
+    amsgrad = models.compile_classifier(models.build_classifier("dense-1", width=8), amsgrad=True)
+    assert amsgrad.optimizer.amsgrad
     with pytest.raises(ValueError, match="learning_rate must be > 0. Received: learning_rate=0"):
         models.compile_classifier(models.build_classifier("dense-1", width=8), learning_rate=0)
 
