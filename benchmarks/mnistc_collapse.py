@@ -64,15 +64,15 @@ class StepRecorder(keras.callbacks.Callback):
                 self._velocity[variable.path] = optimizer._velocities[index]
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._running = (0, 0.0, 0.0)
+        self._sums = (0.0, 0.0)  # the epoch's loss and correct predictions so far
 
     def on_train_batch_end(self, batch, logs=None):
-        count, loss_sum, accuracy_sum = self._running
+        loss_sum, accuracy_sum = self._sums
         seen = sum(self.batch_sizes[: batch + 1])
         size = self.batch_sizes[batch]
         loss = (seen * logs["loss"] - loss_sum) / size
         accuracy = (seen * logs["accuracy"] - accuracy_sum) / size
-        self._running = (count + 1, loss_sum + size * loss, accuracy_sum + size * accuracy)
+        self._sums = (loss_sum + size * loss, accuracy_sum + size * accuracy)
         record = {"loss": float(loss), "accuracy": float(accuracy), "step": {}, "norm": {}}
         current = [v.numpy() for v in self.model.trainable_variables]
         for variable, before, after in zip(self.model.trainable_variables, self._previous, current):
@@ -86,8 +86,7 @@ class StepRecorder(keras.callbacks.Callback):
         self.batches.append(record)
 
     def on_epoch_end(self, epoch, logs=None):
-        count = self._running[0]
-        epoch_batches = self.batches[-count:]
+        epoch_batches = self.batches[-len(self.batch_sizes) :]
         paths = list(epoch_batches[0]["step"])
         summary = {
             "epoch": epoch + 1,
@@ -128,7 +127,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument(
-        "--amsgrad", action="store_true", help="RiemannianAdam(amsgrad=True): RAMSGrad on the manifold weights."
+        "--amsgrad", action="store_true", help="RiemannianAdam(amsgrad=True): RAMSGrad, for every weight."
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", required=True, help="The root of a make-mnistc layout.")
